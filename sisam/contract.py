@@ -59,6 +59,17 @@ NUMBER_COLUMNS: Final = tuple(c for c, t in COLUMNS.items() if t == "number")
 #: leading zeros (a spreadsheet read "01012100" as a number).
 FIXED_WIDTH_CODES: Final[dict[str, int]] = {"hs_code": 8}
 
+#: The 30 error types of the contract (section 3), in the contract's order: the label order
+#: of every count table and the column order of every score file.
+ERROR_IDS: Final = (
+    "hs_code", "hs_chapter", "description", "origin_country", "acquisition_country",
+    "exporter", "manufacturer", "related_party", "import_licence", "tax_regime",
+    "preferential_claim", "ex_tariff_claim", "import_duty_rate", "ipi_rate", "pis_rate",
+    "cofins_rate", "antidumping", "countervailing", "undervaluation", "overvaluation",
+    "net_weight", "quantity", "unit", "incoterm", "freight", "insurance", "currency",
+    "transport_mode", "fx_coverage", "valuation_method",
+)
+
 #: Table names of a synthetic world / a learning run, as written on disk.
 WORLD_TABLES: Final = ("history", "rectified", "test", "truth")
 

@@ -33,7 +33,7 @@ class PatternCounts(NamedTuple):
         return int(self.keys.shape[0])
 
     @classmethod
-    def empty(cls) -> "PatternCounts":
+    def empty(cls) -> PatternCounts:
         return cls(
             np.zeros(0, np.uint64),
             np.zeros(0, np.float64),
@@ -43,7 +43,7 @@ class PatternCounts(NamedTuple):
             np.zeros(0, np.float64),
         )
 
-    def scaled(self, factor: float) -> "PatternCounts":
+    def scaled(self, factor: float) -> PatternCounts:
         """Every count multiplied by ``factor`` (decay of old knowledge)."""
         return self._replace(n=self.n * factor, N=self.N * factor, err_k=self.err_k * factor)
 

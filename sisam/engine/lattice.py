@@ -68,7 +68,7 @@ def build_lattice(level_counts: tuple[int, ...] | list[int]) -> Lattice:
     for i, shape in enumerate(all_shapes):
         for a in range(n_attr):
             if shape[a] < counts[a]:
-                coarser = shape[:a] + (shape[a] + 1,) + shape[a + 1 :]
+                coarser = (*shape[:a], shape[a] + 1, *shape[a + 1:])
                 parents[i, n_parents[i]] = position[coarser]
                 n_parents[i] += 1
     return Lattice(levels, parents, n_parents, np.array(counts, dtype=np.int8))
