@@ -1,0 +1,3 @@
+from sisam.cli import main
+
+main()
