@@ -103,13 +103,13 @@ def test_oversized_lattice_is_refused(knowledge_copy: Path):
 
 def test_missing_network_and_unused_factor(knowledge_copy: Path):
     _edit(knowledge_copy, "networks.toml", '[network.currency]\nfactors = ["declarant", "sale_terms"]\n', "")
-    with pytest.raises(KnowledgeError, match="no network for error type.s. currency"):
+    with pytest.raises(KnowledgeError, match=r"no network for error type.s. currency"):
         load_knowledge(knowledge_copy)
 
 
 def test_invalid_toml_names_the_file(knowledge_copy: Path):
     (knowledge_copy / "attributes.toml").write_text("[attribute.importer\n")
-    with pytest.raises(KnowledgeError, match="attributes.toml: not valid TOML"):
+    with pytest.raises(KnowledgeError, match=r"attributes\.toml: not valid TOML"):
         load_knowledge(knowledge_copy)
 
 
