@@ -1,0 +1,1219 @@
+"""The knowledge base: versioned, crash-safe, auditable storage of what sisam has learnt.
+
+What sisam learns is counts (hpb.md, "Counts") plus the coefficients chosen by leave-one-out
+(hpb.md, "Choosing the coefficients"); probabilities are recomputed from them at scoring
+time. This module stores exactly that, in DuckDB files that an auditor can query with any
+DuckDB client, and it is the only module of sisam that imports ``duckdb``.
+
+Layout of a knowledge base directory ``KB_DIR``::
+
+    KB_DIR/CURRENT                 JSON pointer: {"version", "file", "content_hash", ...}
+    KB_DIR/LOCK                    held (fcntl) by the one process allowed to write
+    KB_DIR/versions/000001.duckdb  one complete, immutable DuckDB file per version
+    KB_DIR/versions/000002.duckdb
+
+Why one file per version. DuckDB lets one process write a file or many processes read it,
+never both: a scorer could not open a file that ``sisam learn`` is writing. So a version is
+never modified once published. A writer builds the next version under a temporary name
+(``versions/.tmp-...``), checkpoints and fsyncs it, renames it to its final name, and only
+then replaces ``CURRENT`` with ``os.replace`` (atomic on POSIX). Consequences, step by step:
+
+* killed while writing the temporary file: ``CURRENT`` still names the previous version; the
+  temporary file is ignored by readers and deleted by the next writer;
+* killed after the rename but before ``CURRENT`` moved: the new file is complete but
+  unpublished; readers keep using the previous version; the next writer numbers its version
+  after it (numbers are never reused) and pruning removes it in due course;
+* killed after ``CURRENT`` moved: the new version is published; pruning of old versions is
+  finished by the next writer.
+
+Readers never take a lock: a scorer started during an update reads the previous ``CURRENT``
+and opens that file read-only. A reader that already opened a version keeps it: files are
+immutable, ``open_version`` loads everything into memory, and on POSIX a pruned file stays
+readable by whoever had it open. Only the last ``keep_versions`` files are kept (default
+:data:`DEFAULT_KEEP_VERSIONS`), pruned after ``CURRENT`` moved. Two writers are refused: the
+second finds ``LOCK`` taken and raises :class:`~sisam.errors.KnowledgeBaseError`.
+
+Version files are also made read-only on disk (mode 0444), so that an auditor who forgets
+``-readonly`` gets an error instead of locking the file against scorers.
+
+Schema of a version file (query it with ``duckdb -readonly KB_DIR/versions/000007.duckdb``):
+
+``labels(label SMALLINT, id VARCHAR)``
+    label index -> error id; the catalog's error types in contract order, then ``any``.
+``factors(factor VARCHAR, attributes VARCHAR[], level_counts SMALLINT[], salt UBIGINT,
+n_patterns BIGINT, n_error_entries BIGINT)``
+    one row per HPB factor: its attributes, their numbers of generalisation levels (the
+    lattice, see ``sisam.engine.lattice``) and the salt mixed into its pattern keys.
+``patterns(factor VARCHAR, key UBIGINT, n_labelled DOUBLE, n_declared DOUBLE)``
+    one row per pattern, ordered by factor then key: ``n_labelled`` is the n of hpb.md
+    (inspected items matching the pattern), ``n_declared`` its N (all declarations).
+    (DuckDB identifiers ignore case, so the columns cannot be called ``n`` and ``N``.)
+    Counts are doubles because decay scales them; fresh counts are whole numbers.
+``errors(factor VARCHAR, key UBIGINT, label SMALLINT, k DOUBLE)``
+    sparse error counts, ordered by factor, key, label: only the (pattern, label) pairs
+    with k > 0 are stored, most patterns have none. Join on (factor, key).
+``coefficients(factor VARCHAR, label SMALLINT, "S" DOUBLE, "d" DOUBLE, ...)``
+    per factor and label the smoothing coefficients S_e and d_e (hpb.md, Eq. 3-5), plus
+    any further per-label figures the learner stores (e.g. ``loo_loglik``).
+``network_coefficients(label SMALLINT, dnet DOUBLE, ...)``
+    per label the calibration of the combination of factors (architecture notes, "HPB").
+``versions(version, created_at, parent_version, catalog_hash, content_hash, format,
+sisam_version, duckdb_version, input_files, date_from, date_to, n_items, n_labelled,
+half_life_days, days_elapsed, decay_factor, n_patterns)``
+    the history of the knowledge base up to and including this file's version (the last
+    row): what each version was learnt from and how old knowledge was decayed. Times UTC.
+
+For example, the patterns where an error type was caught most often::
+
+    SELECT p.factor, p.key, p.n_labelled, e.k, e.k / p.n_labelled AS rate
+    FROM patterns p JOIN errors e USING (factor, key) JOIN labels l USING (label)
+    WHERE l.id = 'hs_code' ORDER BY e.k DESC LIMIT 20;
+
+Storage cost: keys are well-mixed 64-bit hashes, so sorted they bit-pack to about 46 bits
+for ten million patterns; whole-number counts compress to about a byte each (ALP); the
+factor column is one dictionary entry per row group. See ``benchmarks/bench_kb.py``.
+
+The content hash is a sha256 over a canonical serialisation (see :func:`_content_hash`) of
+the catalog hash, the labels, the factors, the counts in factor then key order and all the
+coefficients; not of the history, which holds it. It is written in ``versions`` and in
+``CURRENT`` and recomputed on load, so a version whose contents changed after publication
+(edited, swapped, or damaged in a way DuckDB's own block checksums miss) is refused with
+the expected and found hashes. Two versions with equal contents have equal hashes whatever
+DuckDB's physical layout, so an update can be compared with a rebuild.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import hashlib
+import itertools
+import json
+import logging
+import os
+import re
+import shutil
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from sisam import __version__
+from sisam.engine.counts import PatternCounts, merge
+from sisam.errors import KnowledgeBaseError
+
+log = logging.getLogger("sisam.kb")
+
+#: Layout of the tables and of the content hash; a reader refuses files of another format.
+FORMAT = 1
+#: Versions kept on disk by default: the current one and the two before it.
+DEFAULT_KEEP_VERSIONS = 3
+
+_CURRENT = "CURRENT"
+_LOCK = "LOCK"
+_VERSIONS = "versions"
+# Everything a writer creates before publishing starts with this prefix, so that readers
+# never mistake it for a version and the next writer can delete it.
+_TMP = ".tmp-"
+_VERSION_NAME = re.compile(r"^(\d{6,})\.duckdb$")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_REQUIRED_COEFFICIENTS = ("S", "d")
+_REQUIRED_NETWORK = ("dnet",)
+# A reader that finds the file CURRENT named already pruned (two updates published while it
+# was starting) reads CURRENT again; more than this many misses means something else is wrong.
+_OPEN_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class FactorMeta:
+    """What a factor's pattern keys mean: its attributes, their numbers of generalisation
+    levels before the wildcard (``Lattice.level_counts``) and the salt of its keys."""
+
+    name: str
+    attributes: tuple[str, ...]
+    level_counts: tuple[int, ...]
+    salt: int
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What one learning run read: input files, the declaration dates they cover and how
+    many items (all, and labelled, i.e. inspected) it counted."""
+
+    input_files: tuple[str, ...] = ()
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    n_items: int = 0
+    n_labelled: int = 0
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    """One row of the ``versions`` table: how a version came to be.
+
+    ``decay_factor`` is what the parent's counts were multiplied by before the batch was
+    added: ``0.5 ** (days_elapsed / half_life_days)``, 1.0 without decay or for a creation.
+    """
+
+    version: int
+    created_at: dt.datetime
+    parent_version: int | None
+    catalog_hash: str
+    content_hash: str
+    format: int
+    sisam_version: str
+    duckdb_version: str
+    provenance: Provenance
+    half_life_days: float | None
+    days_elapsed: float | None
+    decay_factor: float
+    n_patterns: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as JSON-ready values (ISO dates), for ``sisam kb info``."""
+        p = self.provenance
+        return {
+            "version": self.version,
+            "created_at": self.created_at.isoformat(),
+            "parent_version": self.parent_version,
+            "catalog_hash": self.catalog_hash,
+            "content_hash": self.content_hash,
+            "format": self.format,
+            "sisam_version": self.sisam_version,
+            "duckdb_version": self.duckdb_version,
+            "input_files": list(p.input_files),
+            "date_from": p.date_from.isoformat() if p.date_from else None,
+            "date_to": p.date_to.isoformat() if p.date_to else None,
+            "n_items": p.n_items,
+            "n_labelled": p.n_labelled,
+            "half_life_days": self.half_life_days,
+            "days_elapsed": self.days_elapsed,
+            "decay_factor": self.decay_factor,
+            "n_patterns": self.n_patterns,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class KnowledgeBaseVersion:
+    """One version of a knowledge base, loaded in memory.
+
+    ``counts[factor]`` are the factor's pattern counts; ``coefficients[factor][name]`` and
+    ``network_coefficients[name]`` are float64 arrays indexed by label (``label_ids``);
+    ``history`` is the provenance of every version up to this one, this one last.
+    """
+
+    version: int
+    path: Path
+    factors: dict[str, FactorMeta]
+    counts: dict[str, PatternCounts]
+    coefficients: dict[str, dict[str, np.ndarray]]
+    network_coefficients: dict[str, np.ndarray]
+    label_ids: tuple[str, ...]
+    history: tuple[VersionRecord, ...]
+    content_hash: str
+    catalog_hash: str
+
+    @property
+    def record(self) -> VersionRecord:
+        """This version's own row of the history."""
+        return self.history[-1]
+
+    @property
+    def provenance(self) -> Provenance:
+        return self.record.provenance
+
+
+# --------------------------------------------------------------------------------------
+# Public API
+
+
+def create(
+    kb_dir: str | os.PathLike[str],
+    factors: Mapping[str, FactorMeta],
+    counts: Mapping[str, PatternCounts],
+    coefficients: Mapping[str, Mapping[str, np.ndarray]],
+    network_coefficients: Mapping[str, np.ndarray],
+    label_ids: Sequence[str],
+    provenance: Provenance,
+    catalog_hash: str,
+    *,
+    overwrite: bool = False,
+    keep_versions: int = DEFAULT_KEEP_VERSIONS,
+) -> int:
+    """Publish a new knowledge base in ``kb_dir`` and return its version number.
+
+    Refuses a directory that already holds a knowledge base unless ``overwrite``; even
+    then the new contents are published as a new version (numbers continue, the history
+    starts afresh), so scorers running on the old one are not disturbed. Refuses a
+    non-empty directory that is not a knowledge base, so that a mistyped path cannot
+    scatter files in it. ``coefficients[factor]`` must hold ``S`` and ``d`` and
+    ``network_coefficients`` must hold ``dnet``, each with one value per label; further
+    float arrays of the same length are stored alongside (named like SQL identifiers).
+    """
+    kb = Path(kb_dir)
+    content = _Content.validated(catalog_hash, label_ids, factors, counts, coefficients,
+                                 network_coefficients)
+    _check_keep(keep_versions)
+    if kb.exists() and not (kb / _CURRENT).exists() and not (kb / _VERSIONS).exists():
+        strangers = sorted(p.name for p in kb.iterdir() if p.name != _LOCK)
+        if strangers:
+            raise KnowledgeBaseError(
+                f"{kb}: cannot create a knowledge base in a directory that holds other "
+                f"files ({', '.join(strangers[:5])}{', ...' if len(strangers) > 5 else ''}); "
+                "expected an empty or new directory: choose another --kb path"
+            )
+    with _writer_lock(kb):
+        current = _read_current(kb)
+        if current is not None and not overwrite:
+            raise KnowledgeBaseError(
+                f"{kb}: already holds a knowledge base (version {current['version']}); "
+                "expected a new directory: update it with a new batch instead, or pass "
+                "overwrite=True to replace its contents with a new version"
+            )
+        return _publish(kb, content, history=(), parent=None, provenance=provenance,
+                        half_life_days=None, days_elapsed=None, decay_factor=1.0,
+                        keep_versions=keep_versions)
+
+
+def update(
+    kb_dir: str | os.PathLike[str],
+    batch_counts: Mapping[str, PatternCounts],
+    coefficients: Mapping[str, Mapping[str, np.ndarray]],
+    network_coefficients: Mapping[str, np.ndarray],
+    provenance: Provenance,
+    catalog_hash: str,
+    *,
+    half_life_days: float | None,
+    days_elapsed: float,
+    keep_versions: int = DEFAULT_KEEP_VERSIONS,
+) -> int:
+    """Add a batch of counts to the current version and publish the sum as a new version.
+
+    Old knowledge decays first (hpb.md, "Counts"): the current counts are multiplied by
+    ``0.5 ** (days_elapsed / half_life_days)`` (not at all when ``half_life_days`` is None),
+    then merged with ``batch_counts`` (factors absent from the batch only decay). The
+    coefficients are the caller's, chosen on the merged counts; this module only stores
+    them. The batch must come from the same knowledge catalog (``catalog_hash``) as the
+    knowledge base, else its keys would mean other patterns. Returns the new version.
+    """
+    kb = Path(kb_dir)
+    _check_keep(keep_versions)
+    if half_life_days is not None and not half_life_days > 0:
+        raise ValueError(f"half_life_days must be > 0 or None, got {half_life_days}")
+    if not days_elapsed >= 0:
+        raise ValueError(f"days_elapsed must be >= 0, got {days_elapsed}")
+    decay = 1.0 if half_life_days is None else 0.5 ** (days_elapsed / half_life_days)
+    _require_kb(kb)
+    with _writer_lock(kb):
+        old = _open(kb, None, catalog_hash, verify=True)
+        unknown = sorted(set(batch_counts) - set(old.factors))
+        if unknown:
+            raise ValueError(
+                f"batch counts for factors {unknown} that the knowledge base does not have; "
+                f"its factors are {sorted(old.factors)}"
+            )
+        merged = {
+            name: merge(old.counts[name].scaled(decay),
+                        batch_counts.get(name, PatternCounts.empty()))
+            for name in old.factors
+        }
+        content = _Content.validated(catalog_hash, old.label_ids, old.factors, merged,
+                                     coefficients, network_coefficients)
+        return _publish(kb, content, history=old.history, parent=old.version,
+                        provenance=provenance, half_life_days=half_life_days,
+                        days_elapsed=days_elapsed, decay_factor=decay,
+                        keep_versions=keep_versions)
+
+
+def open_version(
+    kb_dir: str | os.PathLike[str],
+    version: int | None = None,
+    expected_catalog_hash: str | None = None,
+    verify: bool = True,
+) -> KnowledgeBaseVersion:
+    """Load a version (the current one by default) into memory.
+
+    Raises :class:`~sisam.errors.KnowledgeBaseError` when the knowledge base is missing,
+    the version is unknown or pruned, the file cannot be read (truncated, damaged, locked
+    by a read-write session), it was built with another knowledge catalog than
+    ``expected_catalog_hash``, or (with ``verify``, the default) its recomputed content
+    hash differs from the one recorded at publication. Structure (sorted keys, error
+    entries pointing at stored patterns) is always checked; ``verify=False`` only skips the
+    hash, about a third of the load time.
+    """
+    return _open(Path(kb_dir), version, expected_catalog_hash, verify)
+
+
+def set_current(
+    kb_dir: str | os.PathLike[str],
+    version: int,
+    expected_catalog_hash: str | None = None,
+) -> None:
+    """Point ``CURRENT`` at an earlier (or unpublished) version still on disk, after
+    checking it is intact: the remedy when the current version is damaged. The next
+    update builds on it; later version files stay until pruned."""
+    kb = Path(kb_dir)
+    _require_kb(kb)
+    with _writer_lock(kb):
+        target = _open(kb, version, expected_catalog_hash, verify=True)
+        _write_current(kb, target.version, target.path, target.content_hash,
+                       target.catalog_hash)
+        log.info("%s: CURRENT now points at version %d", kb, target.version)
+
+
+def info(
+    kb_dir: str | os.PathLike[str], version: int | None = None, verify: bool = False
+) -> dict[str, Any]:
+    """Facts about a version for ``sisam kb info``, as JSON-ready values.
+
+    Sizes come from DuckDB's storage segments (``pragma_storage_info``): per table and
+    column, and per factor (segments split by the rows of each factor they hold). They are
+    estimates within a block's slack; ``file_bytes`` is exact. With ``verify`` the content
+    hash is recomputed (reading every count) and a mismatch raises.
+    """
+    kb = Path(kb_dir)
+
+    def describe(path: Path, number: int, pointer: dict[str, Any] | None) -> dict[str, Any]:
+        with _read_only(path) as con:
+            history = _read_history(con, path, number)
+            own = history[-1]
+            label_ids = _read_labels(con)
+            factors, sizes = _read_factors(con)
+            coef_names = _value_columns(con, "coefficients")
+            network = _read_network(con, len(label_ids), path)
+            coefficients = {f: _read_coefficients(con, f, coef_names, len(label_ids), path)
+                            for f in factors}
+            if verify:
+                _verify_hash(path, own, pointer, _stream_hash(con, path, own, label_ids,
+                                                              factors, coefficients, network))
+            storage = _storage_bytes(con, factors, sizes)
+        n_patterns = sum(s[0] for s in sizes.values())
+        file_bytes = path.stat().st_size
+        return {
+            "kb_dir": str(kb),
+            "version": number,
+            "current_version": pointer["version"] if pointer else None,
+            "versions_on_disk": _version_numbers(kb),
+            "file": str(path),
+            "file_bytes": file_bytes,
+            "content_hash": own.content_hash,
+            "catalog_hash": own.catalog_hash,
+            "verified": verify,
+            "n_patterns": n_patterns,
+            "n_error_entries": sum(s[1] for s in sizes.values()),
+            "bytes_per_pattern": file_bytes / n_patterns if n_patterns else None,
+            "labels": list(label_ids),
+            "tables": storage["tables"],
+            "factors": {
+                name: {
+                    "attributes": list(meta.attributes),
+                    "level_counts": list(meta.level_counts),
+                    "n_patterns": sizes[name][0],
+                    "n_error_entries": sizes[name][1],
+                    "bytes": storage["factors"][name],
+                }
+                for name, meta in factors.items()
+            },
+            "coefficients": {f: _summary(c) for f, c in coefficients.items()},
+            "network_coefficients": _summary(network),
+            "history": [r.to_json() for r in history],
+        }
+
+    return _with_version(kb, version, describe)
+
+
+def export_parquet(
+    kb_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    version: int | None = None,
+) -> dict[str, Path]:
+    """Write every table of a version as ``out_dir/<table>.parquet`` (zstd) plus a
+    ``manifest.json`` naming the version and its hashes; return the paths by table.
+
+    The content hash is verified first, so an export is never of a damaged version.
+    Parquet keeps the column types (keys stay unsigned 64-bit integers) and row order.
+    """
+    kb, out = Path(kb_dir), Path(out_dir)
+
+    def export(path: Path, number: int, pointer: dict[str, Any] | None) -> dict[str, Path]:
+        with _read_only(path) as con:
+            history = _read_history(con, path, number)
+            label_ids = _read_labels(con)
+            factors, _ = _read_factors(con)
+            coef_names = _value_columns(con, "coefficients")
+            network = _read_network(con, len(label_ids), path)
+            coefficients = {f: _read_coefficients(con, f, coef_names, len(label_ids), path)
+                            for f in factors}
+            _verify_hash(path, history[-1], pointer, _stream_hash(
+                con, path, history[-1], label_ids, factors, coefficients, network))
+            out.mkdir(parents=True, exist_ok=True)
+            written = {}
+            for table in _TABLES:
+                target = out / f"{table}.parquet"
+                con.table(table).write_parquet(str(target), compression="zstd")
+                written[table] = target
+        manifest = {"version": number, "source": str(path),
+                    "content_hash": history[-1].content_hash,
+                    "catalog_hash": history[-1].catalog_hash,
+                    "files": {t: p.name for t, p in written.items()}}
+        (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        return written
+
+    return _with_version(kb, version, export)
+
+
+# --------------------------------------------------------------------------------------
+# Validated contents and the content hash
+
+
+@dataclass(frozen=True)
+class _Content:
+    """Everything a version stores besides its history, validated and in canonical types."""
+
+    catalog_hash: str
+    label_ids: tuple[str, ...]
+    factors: dict[str, FactorMeta]
+    counts: dict[str, PatternCounts]
+    coefficients: dict[str, dict[str, np.ndarray]]
+    network: dict[str, np.ndarray]
+
+    @classmethod
+    def validated(
+        cls,
+        catalog_hash: str,
+        label_ids: Sequence[str],
+        factors: Mapping[str, FactorMeta],
+        counts: Mapping[str, PatternCounts],
+        coefficients: Mapping[str, Mapping[str, np.ndarray]],
+        network: Mapping[str, np.ndarray],
+    ) -> _Content:
+        """Check what the engine hands over; mistakes here are bugs, hence ValueError."""
+        labels = tuple(str(x) for x in label_ids)
+        if not labels or len(set(labels)) != len(labels):
+            raise ValueError(f"label_ids must be non-empty and unique, got {labels}")
+        if not isinstance(catalog_hash, str) or not catalog_hash:
+            raise ValueError(f"catalog_hash must be a non-empty string, got {catalog_hash!r}")
+        names = sorted(factors)
+        if not names:
+            raise ValueError("a knowledge base needs at least one factor")
+        for what, given in (("counts", counts), ("coefficients", coefficients)):
+            if sorted(given) != names:
+                raise ValueError(f"{what} are for factors {sorted(given)}, "
+                                 f"expected the factors {names}")
+        metas = {}
+        for name in names:
+            meta = factors[name]
+            salt = int(meta.salt)
+            if (meta.name != name or len(meta.attributes) != len(meta.level_counts)
+                    or not 0 <= salt < 2**64 or min(meta.level_counts, default=0) < 1):
+                raise ValueError(f"factor {name!r}: inconsistent metadata {meta}")
+            metas[name] = FactorMeta(name, tuple(meta.attributes),
+                                     tuple(int(m) for m in meta.level_counts), salt)
+            problem = _counts_problem(counts[name], len(labels))
+            if problem:
+                raise ValueError(f"counts of factor {name!r}: {problem}")
+        coefs = {f: _per_label(coefficients[f], len(labels), _REQUIRED_COEFFICIENTS,
+                               f"coefficients of factor {f!r}") for f in names}
+        columns = {tuple(c) for c in coefs.values()}
+        if len(columns) > 1:
+            raise ValueError(f"every factor needs the same coefficient names, got {columns}")
+        return cls(catalog_hash, labels, metas, {f: counts[f] for f in names}, coefs,
+                   _per_label(network, len(labels), _REQUIRED_NETWORK, "network_coefficients"))
+
+    def content_hash(self) -> str:
+        return _content_hash(self.catalog_hash, self.label_ids, self.factors, self.network,
+                             ((f, self.counts[f], self.coefficients[f]) for f in self.factors))
+
+
+def _per_label(values: Mapping[str, np.ndarray], n_labels: int, required: tuple[str, ...],
+               what: str) -> dict[str, np.ndarray]:
+    """Named float64 arrays, one value per label, required names first, then the rest in
+    name order (the table's column order)."""
+    missing = [r for r in required if r not in values]
+    if missing:
+        raise ValueError(f"{what}: missing {missing}, got {sorted(values)}")
+    lowered = [name.lower() for name in values]
+    bad = [n for n in values
+           if not _IDENTIFIER.match(n) or n.lower() in ("factor", "label")]
+    if bad or len(set(lowered)) != len(lowered):
+        raise ValueError(f"{what}: names must be SQL identifiers, distinct ignoring case and "
+                         f"other than 'factor' and 'label', got {sorted(values)}")
+    out = {}
+    for name in (*required, *sorted(set(values) - set(required))):
+        array = np.asarray(values[name], dtype=np.float64)
+        if array.shape != (n_labels,):
+            raise ValueError(f"{what}: {name!r} has shape {array.shape}, "
+                             f"expected ({n_labels},), one value per label")
+        out[name] = array
+    return out
+
+
+_DTYPES = {"keys": np.uint64, "n": np.float64, "N": np.float64, "err_ptr": np.int64,
+           "err_label": np.int16, "err_k": np.float64}
+
+
+def _counts_problem(c: PatternCounts, n_labels: int) -> str | None:
+    """What breaks the invariants of ``PatternCounts``, or None. Used on both sides: on
+    what the engine hands over, and on what a file gives back."""
+    for field, dtype in _DTYPES.items():
+        array = getattr(c, field)
+        if not isinstance(array, np.ndarray) or array.dtype != dtype or array.ndim != 1:
+            return f"{field} must be a 1-d {np.dtype(dtype)} array"
+    p, nnz = c.keys.size, c.err_label.size
+    if c.n.size != p or c.N.size != p or c.err_ptr.size != p + 1 or c.err_k.size != nnz:
+        return "arrays of inconsistent lengths"
+    if p and not np.all(c.keys[1:] > c.keys[:-1]):
+        return "keys are not sorted and unique"
+    if c.err_ptr[0] != 0 or c.err_ptr[-1] != nnz or np.any(np.diff(c.err_ptr) < 0):
+        return "err_ptr is not a valid CSR pointer"
+    if nnz:
+        if c.err_label.min() < 0 or c.err_label.max() >= n_labels:
+            return f"error labels outside 0..{n_labels - 1}"
+        row = np.repeat(np.arange(p, dtype=np.int64), np.diff(c.err_ptr))
+        pair = row * n_labels + c.err_label
+        if not np.all(pair[1:] > pair[:-1]):
+            return "error labels are not ascending and unique within a pattern"
+        if not np.all(c.err_k > 0):
+            return "error counts must be > 0 (zeros are not stored)"
+    return None
+
+
+def _content_hash(
+    catalog_hash: str,
+    label_ids: Sequence[str],
+    factors: Mapping[str, FactorMeta],
+    network: Mapping[str, np.ndarray],
+    per_factor: Iterable[tuple[str, PatternCounts, Mapping[str, np.ndarray]]],
+) -> str:
+    """sha256 of the canonical serialisation of a version's contents.
+
+    Strings are UTF-8 and arrays little-endian, each preceded by its length as an 8-byte
+    little-endian integer, in this order: the tag ``sisam-kb/<FORMAT>``, the catalog hash,
+    the label ids, then the network coefficients and, per factor in name order, the name,
+    the attributes, level counts (int64), salt (uint64), the counts' six arrays (keys,
+    n, N, err_ptr, err_label, err_k, in ``PatternCounts`` dtypes) and its coefficients,
+    each named array as its name then its float64 values, names in sorted order.
+    ``per_factor`` yields (name, counts, coefficients) in name order, so that a large
+    version can be hashed factor by factor without holding it all.
+    """
+    h = hashlib.sha256()
+
+    def text(s: str) -> None:
+        b = s.encode("utf-8")
+        h.update(len(b).to_bytes(8, "little"))
+        h.update(b)
+
+    def array(a: np.ndarray, dtype: str) -> None:
+        a = np.ascontiguousarray(a, dtype=np.dtype(dtype).newbyteorder("<"))
+        h.update(a.size.to_bytes(8, "little"))
+        h.update(a.data)
+
+    def named(arrays: Mapping[str, np.ndarray]) -> None:
+        h.update(len(arrays).to_bytes(8, "little"))
+        for name in sorted(arrays):
+            text(name)
+            array(arrays[name], "f8")
+
+    text(f"sisam-kb/{FORMAT}")
+    text(catalog_hash)
+    h.update(len(label_ids).to_bytes(8, "little"))
+    for label in label_ids:
+        text(label)
+    named(network)
+    seen = []
+    for name, c, coefficients in per_factor:
+        meta = factors[name]
+        text(name)
+        h.update(len(meta.attributes).to_bytes(8, "little"))
+        for attribute in meta.attributes:
+            text(attribute)
+        array(np.array(meta.level_counts, dtype=np.int64), "i8")
+        array(np.array([meta.salt], dtype=np.uint64), "u8")
+        for field in ("keys", "n", "N", "err_ptr", "err_label", "err_k"):
+            array(getattr(c, field), np.dtype(_DTYPES[field]).str[1:])
+        named(coefficients)
+        seen.append(name)
+    if seen != sorted(factors):
+        raise ValueError(f"hashed factors {seen}, expected all of {sorted(factors)} in order")
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------------------
+# Writing and publishing
+
+_TABLES = ("labels", "factors", "patterns", "errors", "coefficients",
+           "network_coefficients", "versions")
+
+_VERSION_COLUMNS = (
+    "version INTEGER NOT NULL, created_at TIMESTAMP NOT NULL, parent_version INTEGER, "
+    "catalog_hash VARCHAR NOT NULL, content_hash VARCHAR NOT NULL, format INTEGER NOT NULL, "
+    "sisam_version VARCHAR NOT NULL, duckdb_version VARCHAR NOT NULL, "
+    "input_files VARCHAR[] NOT NULL, date_from DATE, date_to DATE, n_items BIGINT NOT NULL, "
+    "n_labelled BIGINT NOT NULL, half_life_days DOUBLE, days_elapsed DOUBLE, "
+    "decay_factor DOUBLE NOT NULL, n_patterns BIGINT NOT NULL"
+)
+_VERSION_FIELDS = tuple(c.split()[0] for c in _VERSION_COLUMNS.split(", "))
+
+
+def _schema(coefficient_names: Iterable[str], network_names: Iterable[str]) -> list[str]:
+    coefficient_columns = "".join(f', "{n}" DOUBLE NOT NULL' for n in coefficient_names)
+    network_columns = "".join(f', "{n}" DOUBLE NOT NULL' for n in network_names)
+    return [
+        "CREATE TABLE labels(label SMALLINT NOT NULL, id VARCHAR NOT NULL)",
+        "CREATE TABLE factors(factor VARCHAR NOT NULL, attributes VARCHAR[] NOT NULL, "
+        "level_counts SMALLINT[] NOT NULL, salt UBIGINT NOT NULL, n_patterns BIGINT NOT NULL, "
+        "n_error_entries BIGINT NOT NULL)",
+        "CREATE TABLE patterns(factor VARCHAR NOT NULL, key UBIGINT NOT NULL, "
+        "n_labelled DOUBLE NOT NULL, n_declared DOUBLE NOT NULL)",
+        "CREATE TABLE errors(factor VARCHAR NOT NULL, key UBIGINT NOT NULL, "
+        "label SMALLINT NOT NULL, k DOUBLE NOT NULL)",
+        "CREATE TABLE coefficients(factor VARCHAR NOT NULL, label SMALLINT NOT NULL"
+        f"{coefficient_columns})",
+        f"CREATE TABLE network_coefficients(label SMALLINT NOT NULL{network_columns})",
+        f"CREATE TABLE versions({_VERSION_COLUMNS})",
+    ]
+
+
+def _insert_arrays(con: duckdb.DuckDBPyConnection, table: str, prefix: tuple[Any, ...],
+                   arrays: Mapping[str, np.ndarray]) -> None:
+    """Append rows to ``table``: constant leading values ``prefix`` (bound as parameters)
+    then the columns ``arrays``, scanned zero-copy through Arrow in their order (DuckDB
+    keeps insertion order, which is what makes the tables sorted by factor then key)."""
+    con.register("_sisam_source", pa.table(dict(arrays)))
+    try:
+        params = ", ".join(f"${i + 1}" for i in range(len(prefix)))
+        columns = ", ".join(f'"{name}"' for name in arrays)
+        con.execute(f"INSERT INTO {table} SELECT {params}{', ' if params else ''}{columns} "
+                    "FROM _sisam_source", list(prefix))
+    finally:
+        con.unregister("_sisam_source")
+
+
+def _write_version_file(path: Path, content: _Content,
+                        history: tuple[VersionRecord, ...]) -> None:
+    con = duckdb.connect(str(path))
+    try:
+        con.execute("BEGIN TRANSACTION")
+        for statement in _schema(next(iter(content.coefficients.values())), content.network):
+            con.execute(statement)
+        con.executemany("INSERT INTO labels VALUES (?, ?)", list(enumerate(content.label_ids)))
+        label_index = np.arange(len(content.label_ids), dtype=np.int16)
+        for name, meta in content.factors.items():
+            c = content.counts[name]
+            con.execute("INSERT INTO factors VALUES (?, ?, ?, ?, ?, ?)",
+                        [name, list(meta.attributes), list(meta.level_counts), meta.salt,
+                         c.n_patterns, int(c.err_label.size)])
+            _insert_arrays(con, "patterns", (name,),
+                           {"key": c.keys, "n_labelled": c.n, "n_declared": c.N})
+            rows = np.repeat(np.arange(c.n_patterns), np.diff(c.err_ptr))
+            _insert_arrays(con, "errors", (name,),
+                           {"key": c.keys[rows], "label": c.err_label, "k": c.err_k})
+            _insert_arrays(con, "coefficients", (name,),
+                           {"label": label_index, **content.coefficients[name]})
+        _insert_arrays(con, "network_coefficients", (),
+                       {"label": label_index, **content.network})
+        placeholders = ", ".join("?" for _ in _VERSION_FIELDS)
+        con.executemany(f"INSERT INTO versions VALUES ({placeholders})",
+                        [_record_row(r) for r in history])
+        con.execute("COMMIT")
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    # A clean close checkpoints and deletes the write-ahead log; renaming the file without
+    # its log would publish a version missing its last transaction.
+    wal = path.with_name(path.name + ".wal")
+    if wal.exists():
+        raise KnowledgeBaseError(f"{path}: DuckDB left a write-ahead log {wal.name} after "
+                                 "closing; the version was not published, try again")
+
+
+def _record_row(r: VersionRecord) -> list[Any]:
+    p = r.provenance
+    return [r.version, r.created_at.astimezone(dt.UTC).replace(tzinfo=None), r.parent_version,
+            r.catalog_hash, r.content_hash, r.format, r.sisam_version, r.duckdb_version,
+            list(p.input_files), p.date_from, p.date_to, p.n_items, p.n_labelled,
+            r.half_life_days, r.days_elapsed, r.decay_factor, r.n_patterns]
+
+
+def _publish(kb: Path, content: _Content, *, history: tuple[VersionRecord, ...],
+             parent: int | None, provenance: Provenance, half_life_days: float | None,
+             days_elapsed: float | None, decay_factor: float, keep_versions: int) -> int:
+    """Write, fsync, rename, then move CURRENT: the order every crash analysis in the
+    module docstring relies on. Call with the writer lock held."""
+    versions = kb / _VERSIONS
+    versions.mkdir(exist_ok=True)
+    _remove_leftovers(kb)
+    current = _read_current(kb)
+    # Numbers are never reused, not even an unpublished file's: whoever opened a number
+    # must always get the same contents.
+    number = max([0, *_version_numbers(kb), *([current["version"]] if current else [])]) + 1
+    content_hash = content.content_hash()
+    record = VersionRecord(
+        version=number, created_at=dt.datetime.now(dt.UTC), parent_version=parent,
+        catalog_hash=content.catalog_hash, content_hash=content_hash, format=FORMAT,
+        sisam_version=__version__, duckdb_version=duckdb.__version__, provenance=provenance,
+        half_life_days=half_life_days, days_elapsed=days_elapsed, decay_factor=decay_factor,
+        n_patterns=sum(c.n_patterns for c in content.counts.values()),
+    )
+    tmp = versions / f"{_TMP}{number:06d}-{os.getpid()}.duckdb"
+    final = _version_path(kb, number)
+    try:
+        _write_version_file(tmp, content, (*history, record))
+        os.chmod(tmp, 0o444)
+        _fsync(tmp)
+        os.rename(tmp, final)
+    except BaseException:
+        # An error in this process (a kill never gets here): leave nothing half-written.
+        _remove_leftovers(kb)
+        raise
+    _fsync(versions)
+    _write_current(kb, number, final, content_hash, content.catalog_hash)
+    log.info("%s: published version %d (%d patterns, content hash %s)", kb, number,
+             record.n_patterns, content_hash)
+    _prune(kb, keep_versions)
+    return number
+
+
+def _write_current(kb: Path, number: int, path: Path, content_hash: str,
+                   catalog_hash: str) -> None:
+    pointer = {"format": FORMAT, "version": number,
+               "file": str(path.relative_to(kb)), "file_bytes": path.stat().st_size,
+               "content_hash": content_hash, "catalog_hash": catalog_hash}
+    tmp = kb / f"{_TMP}{_CURRENT}-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(pointer, f, indent=2)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, kb / _CURRENT)
+    _fsync(kb)
+
+
+def _prune(kb: Path, keep_versions: int) -> None:
+    for number in _version_numbers(kb)[:-keep_versions]:
+        _version_path(kb, number).unlink()
+        log.info("%s: pruned version %d", kb, number)
+
+
+def _remove_leftovers(kb: Path) -> None:
+    """Delete what killed writers left: temporary version files, their DuckDB write-ahead
+    logs and spill directories, and temporary pointers. Only under the writer lock."""
+    for folder in (kb, kb / _VERSIONS):
+        for entry in folder.iterdir():
+            if entry.name.startswith(_TMP):
+                if entry.is_dir():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+                log.info("%s: removed %s left by an interrupted update", kb, entry.name)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def _writer_lock(kb: Path) -> Iterator[None]:
+    """Hold ``KB_DIR/LOCK`` exclusively; fail at once if another writer holds it. The
+    kernel releases the lock when its holder dies, so a killed update never blocks the
+    next one."""
+    kb.mkdir(parents=True, exist_ok=True)
+    fd = os.open(kb / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            raise KnowledgeBaseError(
+                f"{kb}: another update of this knowledge base is running (process {holder} "
+                f"holds {kb / _LOCK}); expected no other writer: wait for it to finish"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _require_kb(kb: Path) -> None:
+    """Refuse before taking the lock, which would create ``kb`` and its LOCK file."""
+    if not kb.is_dir() or _read_current(kb) is None:
+        raise KnowledgeBaseError(
+            f"{kb}: no knowledge base (no {_CURRENT} file); expected a directory made by "
+            "`sisam learn --kb`: check the path or create the knowledge base first"
+        )
+
+
+def _check_keep(keep_versions: int) -> None:
+    if keep_versions < 1:
+        raise ValueError(f"keep_versions must be >= 1, got {keep_versions}")
+
+
+# --------------------------------------------------------------------------------------
+# Locating and reading
+
+
+class _Vanished(Exception):
+    """The file CURRENT named was pruned before we opened it: read CURRENT again."""
+
+
+def _version_path(kb: Path, number: int) -> Path:
+    return kb / _VERSIONS / f"{number:06d}.duckdb"
+
+
+def _version_numbers(kb: Path) -> list[int]:
+    folder = kb / _VERSIONS
+    if not folder.is_dir():
+        return []
+    found = (_VERSION_NAME.match(p.name) for p in folder.iterdir())
+    return sorted(int(m.group(1)) for m in found if m)
+
+
+def _read_current(kb: Path) -> dict[str, Any] | None:
+    path = kb / _CURRENT
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    try:
+        pointer = json.loads(text)
+        if not (isinstance(pointer["version"], int) and isinstance(pointer["file"], str)
+                and isinstance(pointer["content_hash"], str)
+                and isinstance(pointer["file_bytes"], int)):
+            raise TypeError("wrong field types")
+    except (ValueError, KeyError, TypeError) as e:
+        raise KnowledgeBaseError(
+            f"{path}: not a valid pointer ({e}); expected JSON with version, file, "
+            f"file_bytes and content_hash, got {text[:80]!r}: repair it with "
+            f"sisam.kb.set_current(KB_DIR, N) (versions on disk: {_version_numbers(kb)})"
+        ) from e
+    if pointer.get("format") != FORMAT:
+        raise KnowledgeBaseError(
+            f"{path}: knowledge base format {pointer.get('format')}, expected {FORMAT}: "
+            "read it with the sisam release that wrote it, or learn it again"
+        )
+    return pointer
+
+
+T = TypeVar("T")
+
+
+def _with_version(kb: Path, version: int | None,
+                  action: Callable[[Path, int, dict[str, Any] | None], T]) -> T:
+    """Run ``action(path, number, pointer)`` on a version's file; ``pointer`` is CURRENT's
+    contents when it names that version (its recorded hash and size then also apply)."""
+    for _ in range(_OPEN_ATTEMPTS):
+        pointer = _read_current(kb)
+        if version is None and pointer is None:
+            raise KnowledgeBaseError(
+                f"{kb}: no knowledge base (no {_CURRENT} file); expected a directory made "
+                "by `sisam learn --kb`: check the path or run `sisam learn`"
+            )
+        number = pointer["version"] if version is None else version
+        own_pointer = pointer if pointer is not None and pointer["version"] == number else None
+        path = _version_path(kb, number)
+        try:
+            if not path.exists():
+                raise _Vanished
+            if own_pointer is not None and path.stat().st_size != own_pointer["file_bytes"]:
+                raise KnowledgeBaseError(
+                    f"{path}: {path.stat().st_size} bytes, expected "
+                    f"{own_pointer['file_bytes']} as published: the file is truncated or "
+                    f"was altered. {_remedy(path)}"
+                )
+            return action(path, number, own_pointer)
+        except _Vanished:
+            if version is not None:
+                raise KnowledgeBaseError(
+                    f"{path}: version {number} is not on disk; expected one of "
+                    f"{_version_numbers(kb)} (older versions are pruned)"
+                ) from None
+    raise KnowledgeBaseError(
+        f"{kb}: the version named by {_CURRENT} disappeared {_OPEN_ATTEMPTS} times while "
+        "opening it; expected updates to keep it for a while: raise keep_versions"
+    )
+
+
+def _remedy(path: Path) -> str:
+    """How to recover from a damaged version file ``path``: rebuild, or roll back."""
+    kb = path.parent.parent
+    earlier = [n for n in _version_numbers(kb) if _version_path(kb, n) != path]
+    back = (f" or point CURRENT to an earlier intact version with "
+            f"sisam.kb.set_current(KB_DIR, N) (on disk: {earlier})" if earlier else "")
+    return f"Remedy: run `sisam learn` again to rebuild the knowledge base{back}."
+
+
+@contextmanager
+def _read_only(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection; DuckDB failures become errors that name the file."""
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as e:
+        if not path.exists():
+            raise _Vanished from e
+        raise _unreadable(path, e) from e
+    try:
+        yield con
+    except duckdb.Error as e:
+        raise _unreadable(path, e) from e
+    finally:
+        con.close()
+
+
+def _unreadable(path: Path, e: duckdb.Error) -> KnowledgeBaseError:
+    message = str(e).splitlines()[0] if str(e) else type(e).__name__
+    if "could not set lock" in message.lower():
+        return KnowledgeBaseError(
+            f"{path}: cannot be opened, another process holds it read-write ({message}); "
+            "expected only read-only sessions on published versions: close that session "
+            "and reopen it with `duckdb -readonly`"
+        )
+    return KnowledgeBaseError(
+        f"{path}: DuckDB cannot read this knowledge base version ({message}); expected a "
+        f"complete version file: it is damaged or truncated. {_remedy(path)}"
+    )
+
+
+def _open(kb: Path, version: int | None, expected_catalog_hash: str | None,
+          verify: bool) -> KnowledgeBaseVersion:
+    def load(path: Path, number: int, pointer: dict[str, Any] | None) -> KnowledgeBaseVersion:
+        with _read_only(path) as con:
+            history = _read_history(con, path, number)
+            own = history[-1]
+            if expected_catalog_hash is not None and own.catalog_hash != expected_catalog_hash:
+                raise KnowledgeBaseError(
+                    f"{path}: built with the knowledge catalog {own.catalog_hash}, expected "
+                    f"{expected_catalog_hash} (the catalog in use): its pattern keys and "
+                    "labels mean other things. Remedy: run `sisam learn` with the current "
+                    "catalog, or use the catalog this knowledge base was learnt with."
+                )
+            label_ids = _read_labels(con)
+            factors, _ = _read_factors(con)
+            coef_names = _value_columns(con, "coefficients")
+            counts = {f: _read_counts(con, path, f, len(label_ids)) for f in factors}
+            coefficients = {f: _read_coefficients(con, f, coef_names, len(label_ids), path)
+                            for f in factors}
+            network = _read_network(con, len(label_ids), path)
+        found = None
+        if verify:
+            found = _content_hash(own.catalog_hash, label_ids, factors, network,
+                                  ((f, counts[f], coefficients[f]) for f in factors))
+        _verify_hash(path, own, pointer, found)
+        return KnowledgeBaseVersion(number, path, factors, counts, coefficients, network,
+                                    label_ids, history, own.content_hash, own.catalog_hash)
+
+    return _with_version(kb, version, load)
+
+
+def _verify_hash(path: Path, own: VersionRecord, pointer: dict[str, Any] | None,
+                 found: str | None) -> None:
+    """Compare the hash CURRENT published, the one the file records and, if computed, the
+    one of what was read; any disagreement means the contents changed since publication."""
+    expected = pointer["content_hash"] if pointer is not None else own.content_hash
+    for what, got in (("recorded in the file", own.content_hash), ("recomputed", found)):
+        if got is not None and got != expected:
+            raise KnowledgeBaseError(
+                f"{path}: content hash {what} is {got}, expected {expected} as published: "
+                f"the knowledge base version was modified or damaged after it was written. "
+                f"{_remedy(path)}"
+            )
+
+
+def _read_history(con: duckdb.DuckDBPyConnection, path: Path,
+                  number: int) -> tuple[VersionRecord, ...]:
+    rows = con.execute(
+        f"SELECT {', '.join(_VERSION_FIELDS)} FROM versions ORDER BY version").fetchall()
+    history = tuple(_record_from_row(dict(zip(_VERSION_FIELDS, row, strict=True)))
+                    for row in rows)
+    if not history or history[-1].version != number:
+        raise KnowledgeBaseError(
+            f"{path}: holds version {history[-1].version if history else 'none'}, expected "
+            f"{number} as its name says: version files must not be renamed or swapped"
+        )
+    if history[-1].format != FORMAT:
+        raise KnowledgeBaseError(f"{path}: format {history[-1].format}, expected {FORMAT}: "
+                                 "read it with the sisam release that wrote it")
+    return history
+
+
+def _record_from_row(row: dict[str, Any]) -> VersionRecord:
+    return VersionRecord(
+        version=row["version"], created_at=row["created_at"].replace(tzinfo=dt.UTC),
+        parent_version=row["parent_version"], catalog_hash=row["catalog_hash"],
+        content_hash=row["content_hash"], format=row["format"],
+        sisam_version=row["sisam_version"], duckdb_version=row["duckdb_version"],
+        provenance=Provenance(tuple(row["input_files"]), row["date_from"], row["date_to"],
+                              row["n_items"], row["n_labelled"]),
+        half_life_days=row["half_life_days"], days_elapsed=row["days_elapsed"],
+        decay_factor=row["decay_factor"], n_patterns=row["n_patterns"],
+    )
+
+
+def _read_labels(con: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
+    return tuple(r[0] for r in con.execute("SELECT id FROM labels ORDER BY label").fetchall())
+
+
+def _read_factors(
+    con: duckdb.DuckDBPyConnection,
+) -> tuple[dict[str, FactorMeta], dict[str, tuple[int, int]]]:
+    """Factor metadata in name order, and each factor's (patterns, error entries)."""
+    rows = con.execute("SELECT factor, attributes, level_counts, salt, n_patterns, "
+                       "n_error_entries FROM factors ORDER BY factor").fetchall()
+    metas = {r[0]: FactorMeta(r[0], tuple(r[1]), tuple(r[2]), int(r[3])) for r in rows}
+    return metas, {r[0]: (r[4], r[5]) for r in rows}
+
+
+def _value_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    return [c for c in con.table(table).columns if c not in ("factor", "label")]
+
+
+def _column(result: dict[str, np.ndarray], name: str, dtype: type) -> np.ndarray:
+    return np.ascontiguousarray(result[name], dtype=dtype)
+
+
+def _read_counts(con: duckdb.DuckDBPyConnection, path: Path, factor: str,
+                 n_labels: int) -> PatternCounts:
+    """One factor's counts, rebuilt as CSR; no row loops: DuckDB hands numpy arrays over,
+    and the pattern of each error entry is found by binary search in the sorted keys."""
+    p = con.sql("SELECT key, n_labelled, n_declared FROM patterns WHERE factor = $f",
+                params={"f": factor}).fetchnumpy()
+    e = con.sql("SELECT key, label, k FROM errors WHERE factor = $f",
+                params={"f": factor}).fetchnumpy()
+    keys = _column(p, "key", np.uint64)
+    error_keys = _column(e, "key", np.uint64)
+    rows = np.searchsorted(keys, error_keys)
+    if rows.size and (rows.max() >= keys.size or np.any(keys[rows] != error_keys)):
+        raise KnowledgeBaseError(f"{path}: factor {factor!r} has error counts for patterns it "
+                                 f"does not store; the file is damaged. "
+                                 f"{_remedy(path)}")
+    err_ptr = np.zeros(keys.size + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=keys.size), out=err_ptr[1:])
+    counts = PatternCounts(keys, _column(p, "n_labelled", np.float64),
+                           _column(p, "n_declared", np.float64), err_ptr,
+                           _column(e, "label", np.int16), _column(e, "k", np.float64))
+    problem = _counts_problem(counts, n_labels)
+    if problem:
+        raise KnowledgeBaseError(f"{path}: counts of factor {factor!r}: {problem}; expected "
+                                 f"the invariants of PatternCounts: the file is damaged. "
+                                 f"{_remedy(path)}")
+    return counts
+
+
+def _read_coefficients(con: duckdb.DuckDBPyConnection, factor: str, names: list[str],
+                       n_labels: int, path: Path) -> dict[str, np.ndarray]:
+    columns = ", ".join(f'"{n}"' for n in ("label", *names))
+    result = con.sql(f"SELECT {columns} FROM coefficients WHERE factor = $f ORDER BY label",
+                     params={"f": factor}).fetchnumpy()
+    return _per_label_from(result, names, n_labels, path, f"coefficients of {factor!r}")
+
+
+def _read_network(con: duckdb.DuckDBPyConnection, n_labels: int,
+                  path: Path) -> dict[str, np.ndarray]:
+    names = _value_columns(con, "network_coefficients")
+    columns = ", ".join(f'"{n}"' for n in ("label", *names))
+    result = con.sql(f"SELECT {columns} FROM network_coefficients ORDER BY label").fetchnumpy()
+    return _per_label_from(result, names, n_labels, path, "network coefficients")
+
+
+def _per_label_from(result: dict[str, np.ndarray], names: list[str], n_labels: int,
+                    path: Path, what: str) -> dict[str, np.ndarray]:
+    if not np.array_equal(result["label"], np.arange(n_labels)):
+        raise KnowledgeBaseError(f"{path}: {what} have labels {result['label'].tolist()}, "
+                                 f"expected one row per label 0..{n_labels - 1}")
+    return {n: _column(result, n, np.float64) for n in names}
+
+
+def _stream_hash(con: duckdb.DuckDBPyConnection, path: Path, own: VersionRecord,
+                 label_ids: tuple[str, ...], factors: dict[str, FactorMeta],
+                 coefficients: dict[str, dict[str, np.ndarray]],
+                 network: dict[str, np.ndarray]) -> str:
+    """The content hash read factor by factor, holding one factor's counts at a time."""
+    return _content_hash(own.catalog_hash, label_ids, factors, network,
+                         ((f, _read_counts(con, path, f, len(label_ids)), coefficients[f])
+                          for f in factors))
+
+
+def _storage_bytes(con: duckdb.DuckDBPyConnection, factors: dict[str, FactorMeta],
+                   sizes: dict[str, tuple[int, int]]) -> dict[str, Any]:
+    """Bytes per table, column and factor, estimated from DuckDB's storage segments.
+
+    DuckDB reports where each segment starts (block, offset) but not its length. A segment
+    followed by another in its block extends up to it; the last segment of a block is
+    given its column's bytes per row measured on the other segments (or the rest of the
+    block when there are none, as for tiny tables, which are overstated). Overflow blocks
+    count whole. Segments are attributed to factors by the rows they hold: rows are stored
+    in factor order, so each factor owns a contiguous row range of patterns and errors.
+    """
+    block = int(con.execute("SELECT block_size FROM pragma_database_size()").fetchone()[0])
+    segments = []  # (table, row_group, column, is_data, start, count, block, offset, extra)
+    for table in _TABLES:
+        for row in con.execute(
+            "SELECT row_group_id, column_name, segment_type != 'VALIDITY', start, count, "
+            f"block_id, block_offset, len(additional_block_ids) "
+            f"FROM pragma_storage_info('{table}')"
+        ).fetchall():
+            segments.append((table, *row))
+    size = [0.0] * len(segments)
+    last_in_block = []
+    by_block: dict[int, list[int]] = {}
+    for i, s in enumerate(segments):
+        if s[6] >= 0:
+            by_block.setdefault(s[6], []).append(i)
+    for members in by_block.values():
+        members.sort(key=lambda i: segments[i][7])
+        for i, following in itertools.pairwise(members):
+            size[i] = segments[following][7] - segments[i][7]
+        last_in_block.append(members[-1])
+    per_row: dict[tuple[str, str, bool], list[float]] = {}
+    for i, s in enumerate(segments):
+        if size[i] and s[5]:
+            per_row.setdefault((s[0], s[2], s[3]), []).append(size[i] / s[5])
+    for i in last_in_block:
+        s = segments[i]
+        measured = per_row.get((s[0], s[2], s[3]))
+        rest = block - s[7]
+        size[i] = min(rest, float(np.median(measured)) * s[5]) if measured else rest
+    for i, s in enumerate(segments):
+        size[i] += s[8] * block
+    tables: dict[str, dict[str, Any]] = {}
+    for table in _TABLES:
+        rows = int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+        tables[table] = {"rows": rows, "bytes": 0, "columns": {}}
+    for s, nbytes in zip(segments, size, strict=True):
+        t = tables[s[0]]
+        t["bytes"] += round(nbytes)
+        t["columns"][s[2]] = t["columns"].get(s[2], 0) + round(nbytes)
+    per_factor = dict.fromkeys(factors, 0.0)
+    for table, which in (("patterns", 0), ("errors", 1)):
+        bounds = np.cumsum([0, *(sizes[f][which] for f in factors)])
+        group_rows: dict[int, int] = {}
+        for s in segments:
+            if s[0] == table and s[2] == "key" and s[3]:
+                group_rows[s[1]] = group_rows.get(s[1], 0) + s[5]
+        ordered = sorted(group_rows)
+        group_start = dict(zip(ordered, np.cumsum([0, *(group_rows[g] for g in ordered)]),
+                               strict=False))
+        for s, nbytes in zip(segments, size, strict=True):
+            if s[0] != table or not s[5]:
+                continue
+            lo = group_start[s[1]] + s[4]
+            hi = lo + s[5]
+            for j, f in enumerate(factors):
+                overlap = min(hi, bounds[j + 1]) - max(lo, bounds[j])
+                if overlap > 0:
+                    per_factor[f] += nbytes * overlap / s[5]
+    return {"tables": tables, "factors": {f: round(b) for f, b in per_factor.items()}}
+
+
+def _summary(arrays: Mapping[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    return {name: {"min": float(np.min(a)), "median": float(np.median(a)),
+                   "max": float(np.max(a))} for name, a in arrays.items()}
