@@ -177,7 +177,7 @@ class _Source:
     names: list[str]
     types: dict[str, pa.DataType] | None  # Parquet's stored types; None for CSV (all text)
     tables: Iterator[pa.Table]
-    malformed: list[tuple[int, int]]  # CSV rows skipped by the parser: (expected, got) fields
+    malformed: list[pa_csv.InvalidRow]  # CSV rows the parser skipped, their numbers unknown
 
 
 def _open_csv(path: Path, report: _Report, chunk_rows: int) -> _Source | None:
@@ -188,19 +188,20 @@ def _open_csv(path: Path, report: _Report, chunk_rows: int) -> _Source | None:
             header = next(csv.reader(line.decode("utf-8-sig") for line in f), None)
     except UnicodeDecodeError as e:
         report.add([_Pending(None, None, _message(
-            "the header is not UTF-8 text", "a UTF-8 CSV file", f"byte {e.start} undecodable",
+            "the header is not UTF-8 text", "a UTF-8 CSV file",
+            f"the byte {e.object[e.start:e.start + 1]!r}, not UTF-8 (Latin-1 or Windows-1252?)",
             "save the file as CSV UTF-8"))])
         return None
     if not header:
         report.add([_Pending(None, None, _message(
             "the file has no header", "a first line naming the columns", "an empty file"))])
         return None
-    malformed: list[tuple[int, int]] = []
+    malformed: list[pa_csv.InvalidRow] = []
 
     def on_invalid_row(row: pa_csv.InvalidRow) -> str:
         # The streaming parser does not know the row's number; the rows are located after
         # the read (_locate_malformed_rows) so that every later row keeps its right number.
-        malformed.append((row.expected_columns, row.actual_columns))
+        malformed.append(row)
         return "skip"
 
     if len(set(header)) != len(header):
@@ -775,7 +776,9 @@ def iter_declarations(
 ) -> Iterator[pd.DataFrame]:
     """Yield a declarations (or rectified) file as checked, typed chunks of <= chunk_rows rows.
 
-    Memory holds one chunk (plus 16 bytes a row for the key check). Chunks follow the file's
+    Memory holds one chunk (plus 16 bytes a row for the key check); a Parquet file is
+    decoded a row group at a time, so its row groups bound memory too
+    (``sisam.tables.write_table`` writes groups of 131,072 rows). Chunks follow the file's
     order; their index continues from one chunk to the next, so ``pd.concat`` of all chunks
     equals :func:`read_declarations`. Blank CSV lines are dropped.
 

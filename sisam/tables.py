@@ -36,6 +36,9 @@ from sisam.errors import SisamError
 log = logging.getLogger("sisam.tables")
 
 FORMATS = (".csv", ".parquet")
+#: A Parquet reader decodes a whole row group at once: groups of this many rows keep
+#: streaming readers (``sisam.declarations.iter_declarations``) within bounded memory.
+PARQUET_ROW_GROUP_ROWS = 128 * 1024
 
 
 def _format(path: Path) -> str:
@@ -75,7 +78,7 @@ def _write_temp(df: pd.DataFrame, path: Path) -> Path:
             if suffix == ".csv":
                 pa_csv.write_csv(table, f)
             else:
-                pq.write_table(table, f)
+                pq.write_table(table, f, row_group_size=PARQUET_ROW_GROUP_ROWS)
             f.flush()
             os.fsync(f.fileno())
         # mkstemp makes the file private (0600); give it the mode a plain open() would.
