@@ -1,0 +1,407 @@
+"""The HPB kernels against their plain-Python twin, leave-one-out against retraining, and
+the properties that must hold whatever the counts: finite log-odds, identical results on
+any number of threads or batches, the weight-of-evidence identity.
+
+Tolerance. Kernels and reference are compared on log-odds, relatively with a floor:
+|lo_kernel - lo_ref| <= 1e-12 * max(1, |lo_ref|). Log-odds are what the kernels compute and
+what the network adds up; an absolute tolerance on probabilities would accept anything for
+rare errors (p = 1e-9 and p = 2e-9 differ by 1e-9 but by ln 2 in evidence), while a purely
+relative one is meaningless around lo = 0. Both sides round each exp/log to about 1 ulp and
+the recursion adds a few dozen such terms, so 1e-12 leaves three orders of margin.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+
+import numba as nb
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sisam.engine import hpb
+from sisam.engine import reference_hpb as ref
+from sisam.engine.counts import PatternCounts
+from sisam.engine.hashtable import build_index
+from sisam.engine.lattice import Lattice, build_lattice
+
+RTOL = 1e-12
+SETTINGS = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+
+
+# ----------------------------------------------------------------- small worlds, by hand
+
+
+def item_keys(codes: np.ndarray, lattice: Lattice) -> np.ndarray:
+    """uint64[n, S] keys: a digest of (shape, the item's code at each non-wildcard level).
+
+    ``codes[i, a]`` is item i's finest value of attribute a; level l of it is
+    ``codes >> l`` (a taxonomy: level l + 1 merges pairs of level-l values)."""
+    n = codes.shape[0]
+    keys = np.empty((n, lattice.n_shapes), dtype=np.uint64)
+    for i in range(n):
+        for s in range(lattice.n_shapes):
+            parts = [s]
+            for a, level in enumerate(lattice.levels[s]):
+                if level < lattice.level_counts[a]:
+                    parts.append(int(codes[i, a]) >> int(level))
+                else:
+                    parts.append(-1)
+            digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+            keys[i, s] = int.from_bytes(digest, "little")
+    return keys
+
+
+def count(keys: np.ndarray, labels: np.ndarray, weights: Sequence[float] | None = None):
+    """PatternCounts of items, with dicts: the obvious way (hpb.md, "Counts")."""
+    n_items = keys.shape[0]
+    weights = [1.0] * n_items if weights is None else list(weights)
+    table: dict[int, list] = {}
+    for i in range(n_items):
+        for key in keys[i].tolist():
+            entry = table.setdefault(key, [0.0, 0.0, {}])
+            entry[1] += weights[i]
+            if labels[i, 0] >= 0:
+                entry[0] += weights[i]
+                for e in np.flatnonzero(labels[i] == 1).tolist():
+                    entry[2][e] = entry[2].get(e, 0.0) + weights[i]
+    return counts_from_table(table)
+
+
+def counts_from_table(table: dict[int, list]) -> PatternCounts:
+    """{key: [n, N, {label: k}]} -> PatternCounts (keys sorted, zero k dropped)."""
+    keys = sorted(table)
+    ptr, err_label, err_k = [0], [], []
+    for key in keys:
+        errors = sorted((e, k) for e, k in table[key][2].items() if k > 0)
+        err_label += [e for e, _ in errors]
+        err_k += [k for _, k in errors]
+        ptr.append(len(err_label))
+    return PatternCounts(
+        np.array(keys, dtype=np.uint64),
+        np.array([table[k][0] for k in keys], dtype=np.float64),
+        np.array([table[k][1] for k in keys], dtype=np.float64),
+        np.array(ptr, dtype=np.int64),
+        np.array(err_label, dtype=np.int16),
+        np.array(err_k, dtype=np.float64),
+    )
+
+
+class World:
+    """Items (codes, labels), their lattice, keys and counts."""
+
+    def __init__(self, level_counts, codes, labels, weights=None):
+        self.lattice = build_lattice(level_counts)
+        self.codes = codes
+        self.labels = labels
+        self.weights = weights
+        self.keys = item_keys(codes, self.lattice)
+        self.counts = count(self.keys, labels, weights)
+        self.index = build_index(self.counts.keys)
+        self.table = ref.counts_to_dict(self.counts)
+
+    @property
+    def n_labels(self) -> int:
+        return self.labels.shape[1]
+
+
+@st.composite
+def worlds(draw, n_labels: int = 3, max_items: int = 30):
+    level_counts = draw(st.lists(st.integers(1, 2), min_size=1, max_size=3))
+    n_items = draw(st.integers(1, max_items))
+    cardinality = draw(st.integers(1, 6))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, cardinality, (n_items, len(level_counts)))
+    rate = draw(st.sampled_from([0.0, 0.1, 0.5, 1.0]))
+    labels = (rng.random((n_items, n_labels)) < rate).astype(np.int8)
+    labels[rng.random(n_items) < draw(st.sampled_from([0.0, 0.3, 1.0]))] = -1
+    weights = None
+    if draw(st.booleans()):
+        weights = rng.choice([0.5, 1.0, 2.0, 3.25], n_items).tolist()
+    return World(level_counts, codes, labels, weights)
+
+
+coefficients = st.floats(0.01, 5000.0)
+calibrations = st.floats(0.05, 10.0)
+
+
+def assert_close(kernel: np.ndarray, reference: np.ndarray) -> None:
+    kernel, reference = np.asarray(kernel), np.asarray(reference)
+    assert np.isfinite(kernel).all()
+    error = np.abs(kernel - reference) / np.maximum(1.0, np.abs(reference))
+    assert error.max(initial=0.0) <= RTOL, f"max relative error {error.max()}"
+
+
+def reference_scores(world, keys, s_coef, d_coef, loo=None, weights=None):
+    """float64[n, E] full-pattern log-odds from the reference."""
+    out = []
+    for i in range(keys.shape[0]):
+        own = None if loo is None or loo[i, 0] < 0 else loo[i].tolist()
+        w = 1.0 if weights is None else weights[i]
+        trace = ref.item_trace(keys[i].tolist(), world.lattice, world.table, s_coef, d_coef, own, w)
+        out.append(trace["lo_post"][-1])
+    return np.array(out)
+
+
+def fresh_keys(world: World, seed: int, n: int = 5) -> np.ndarray:
+    """Keys of items partly unseen in the counts (codes beyond the world's range)."""
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, 12, (n, world.codes.shape[1]))
+    return item_keys(codes, world.lattice)
+
+
+# ---------------------------------------------------------------------- exp and log lanes
+
+
+def ulps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.abs(a - b) / np.spacing(np.abs(b))
+
+
+def test_exp_and_log_lanes_within_one_ulp_of_libm():
+    rng = np.random.default_rng(0)
+    a = np.concatenate([rng.uniform(0, 700, 20000), rng.exponential(1e-3, 20000), [0.0, 700.0]])
+    out = np.empty_like(a)
+    hpb._exp_neg_lanes(a, out, np.empty(a.size, dtype=np.int64))
+    assert ulps(out, np.array([math.exp(-v) for v in a])).max() <= 1.0
+
+    x = np.concatenate([
+        np.exp(rng.uniform(-700, 700, 20000)),
+        1.0 + rng.normal(0, 1e-6, 20000),
+        [1.0, 2.0, 0.5, hpb._TINY, hpb._HUGE, np.nextafter(1.0, 0.0)],
+    ])
+    out = np.empty_like(x)
+    hpb._log_lanes(x.copy(), out, np.empty(x.size, dtype=np.int64), np.empty(x.size))
+    expected = np.array([math.log(v) for v in x])
+    error = np.where(expected == 0.0, np.abs(out), ulps(out, expected))
+    assert error.max() <= 1.0
+
+
+# ------------------------------------------------------------------ kernels vs reference
+
+
+@SETTINGS
+@given(worlds(), st.lists(coefficients, min_size=3, max_size=3),
+       st.lists(calibrations, min_size=3, max_size=3), st.integers(0, 1000))  # fmt: skip
+def test_scores_match_reference(world, s_coef, d_coef, seed):
+    keys = np.concatenate([world.keys, fresh_keys(world, seed)])
+    got = hpb.factor_log_odds(keys, world.lattice, world.counts, world.index, s_coef, d_coef)
+    assert_close(got.full, reference_scores(world, keys, s_coef, d_coef))
+    root = ref.item_trace(keys[0].tolist(), world.lattice, world.table, s_coef, d_coef)
+    assert_close(got.root, np.broadcast_to(root["lo_post"][0], got.root.shape))
+
+
+@SETTINGS
+@given(worlds(), st.lists(coefficients, min_size=3, max_size=3),
+       st.lists(calibrations, min_size=3, max_size=3))  # fmt: skip
+def test_trace_matches_reference_and_scoring(world, s_coef, d_coef):
+    keys = world.keys[:6]
+    trace = hpb.trace_factor(keys, world.lattice, world.counts, world.index, s_coef, d_coef)
+    scores = hpb.factor_log_odds(keys, world.lattice, world.counts, world.index, s_coef, d_coef)
+    assert np.array_equal(trace.lo_post[:, -1], scores.full)
+    assert np.array_equal(trace.lo_post[:, 0], scores.root)
+    for i in range(keys.shape[0]):
+        expected = ref.item_trace(keys[i].tolist(), world.lattice, world.table, s_coef, d_coef)
+        assert_close(trace.lo_post[i], expected["lo_post"])
+        assert_close(trace.lo_prior[i], expected["lo_prior"])
+        assert np.array_equal(trace.n[i], expected["n"])
+        assert np.array_equal(trace.k[i], expected["k"])
+        row_of_key = {int(k): r for r, k in enumerate(world.counts.keys.tolist())}
+        assert trace.rows[i].tolist() == [row_of_key[int(k)] for k in keys[i]]
+
+
+def test_scores_all_31_labels_match_reference():
+    rng = np.random.default_rng(3)
+    codes = rng.integers(0, 4, (40, 3))
+    labels = (rng.random((40, 31)) < 0.2).astype(np.int8)
+    labels[:10] = -1
+    world = World((2, 1, 1), codes, labels)
+    s_coef = rng.choice([0.25, 1.0, 10.0, 1000.0], 31)
+    d_coef = rng.choice([0.5, 1.0, 3.0], 31)
+    got = hpb.factor_log_odds(world.keys, world.lattice, world.counts, world.index, s_coef, d_coef)
+    assert_close(got.full, reference_scores(world, world.keys, s_coef, d_coef))
+
+
+# ------------------------------------------------------------------------- leave-one-out
+
+
+@SETTINGS
+@given(worlds(max_items=15), st.lists(coefficients, min_size=3, max_size=3),
+       st.lists(calibrations, min_size=3, max_size=3))  # fmt: skip
+def test_leave_one_out_equals_retraining_without_the_item(world, s_coef, d_coef):
+    weights = world.weights
+    loo = hpb.factor_log_odds(
+        world.keys, world.lattice, world.counts, world.index, s_coef, d_coef,
+        loo=world.labels, loo_weight=weights,
+    )  # fmt: skip
+    n_items = world.keys.shape[0]
+    for i in range(n_items):
+        others = np.arange(n_items) != i
+        w_others = None if weights is None else [w for j, w in enumerate(weights) if j != i]
+        retrained = count(world.keys[others], world.labels[others], w_others)
+        if not retrained.n_patterns:
+            retrained = PatternCounts.empty()
+        alone = hpb.factor_log_odds(
+            world.keys[i : i + 1], world.lattice, retrained, build_index(retrained.keys),
+            s_coef, d_coef,
+        )  # fmt: skip
+        if world.labels[i, 0] >= 0:
+            assert_close(loo.full[i], alone.full[0])
+            assert_close(loo.root[i], alone.root[0])
+        else:  # an unlabelled item has nothing to leave out
+            no_loo = hpb.factor_log_odds(
+                world.keys[i : i + 1], world.lattice, world.counts, world.index, s_coef, d_coef
+            )
+            assert np.array_equal(loo.full[i], no_loo.full[0])
+    assert_close(loo.full, reference_scores(world, world.keys, s_coef, d_coef, world.labels, weights))
+
+
+@SETTINGS
+@given(worlds(max_items=20), st.integers(0, 1000))
+def test_loo_log_likelihood_matches_reference(world, seed):
+    rng = np.random.default_rng(seed)
+    n_lanes = 7
+    lane_label = rng.integers(0, world.n_labels, n_lanes)
+    lane_s = rng.choice([0.25, 2.5, 100.0, 1000.0], n_lanes)
+    lane_d = rng.choice([0.5, 1.0, 3.0], n_lanes)
+    got = hpb.loo_log_likelihood(
+        world.keys, world.lattice, world.counts, world.index, world.labels,
+        lane_label, lane_s, lane_d, weight=world.weights,
+    )  # fmt: skip
+    expected = np.zeros(n_lanes)
+    for c in range(n_lanes):
+        s_coef = np.full(world.n_labels, lane_s[c])
+        d_coef = np.full(world.n_labels, lane_d[c])
+        lo = reference_scores(world, world.keys, s_coef, d_coef, world.labels, world.weights)
+        for i in np.flatnonzero(world.labels[:, 0] >= 0):
+            w = 1.0 if world.weights is None else world.weights[i]
+            expected[c] += w * ref.log_likelihood(lo[i, lane_label[c]], world.labels[i, lane_label[c]])
+    assert np.allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+# ----------------------------------------------------------- extreme counts and coefficients
+
+count_values = st.sampled_from([0.0, 1e-9, 0.5, 1.0, 3.0, 1e6, 1e15, 1e200, 1e300])
+extreme_s = st.sampled_from([1e-300, 1e-30, 1e-6, 0.25, 1000.0, 1e30, 1e300])
+extreme_d = st.sampled_from([1e-9, 0.5, 1.0, 3.0, 1e9])
+
+
+@st.composite
+def extreme_counts(draw, lattice: Lattice, keys: np.ndarray, n_labels: int):
+    """Arbitrary counts per pattern of one item: empty, tiny, huge, k = 0, k = n."""
+    table = {}
+    for key in keys[0].tolist():
+        if draw(st.booleans()):  # unseen pattern
+            continue
+        n = draw(count_values)
+        ks = {}
+        for e in range(n_labels):
+            ks[e] = draw(st.sampled_from([0.0, n, n / 2, min(n, 1.0)]))
+        table[key] = [n, n, ks]
+    return table
+
+
+@SETTINGS
+@given(st.data(), st.sampled_from([(1,), (2, 1), (1, 1, 1), (3, 2)]))
+def test_extreme_counts_and_coefficients_stay_finite_and_match_reference(data, level_counts):
+    lattice = build_lattice(level_counts)
+    keys = item_keys(np.array([[5] * len(level_counts)]), lattice)
+    n_labels = 2
+    table = data.draw(extreme_counts(lattice, keys, n_labels))
+    s_coef = data.draw(st.lists(extreme_s, min_size=n_labels, max_size=n_labels))
+    d_coef = data.draw(st.lists(extreme_d, min_size=n_labels, max_size=n_labels))
+    counts = counts_from_table(table) if table else PatternCounts.empty()
+    trace = hpb.trace_factor(keys, lattice, counts, build_index(counts.keys), s_coef, d_coef)
+    assert np.isfinite(trace.lo_post).all() and np.isfinite(trace.lo_prior).all()
+    expected = ref.item_trace(
+        keys[0].tolist(), lattice, ref.counts_to_dict(counts), s_coef, d_coef
+    )
+    assert_close(trace.lo_post[0], expected["lo_post"])
+
+
+def test_empty_counts_give_one_half_everywhere():
+    lattice = build_lattice((2, 1))
+    keys = item_keys(np.array([[1, 2], [3, 4]]), lattice)
+    counts = PatternCounts.empty()
+    got = hpb.factor_log_odds(keys, lattice, counts, build_index(counts.keys), [1.0], [1.0])
+    assert np.array_equal(got.full, np.zeros((2, 1)))
+
+
+# ---------------------------------------------------------------- weight of evidence
+
+
+@SETTINGS
+@given(worlds(), st.lists(coefficients, min_size=3, max_size=3),
+       st.lists(calibrations, min_size=3, max_size=3), st.integers(0, 1000))  # fmt: skip
+def test_weights_of_evidence_add_up_to_the_score(world, s_coef, d_coef, seed):
+    weights = hpb.path_weights(world.lattice, d_coef)
+    assert np.allclose(weights, ref.path_weights(world.lattice, d_coef), rtol=1e-12, atol=0)
+    keys = np.concatenate([world.keys[:5], fresh_keys(world, seed, 3)])
+    trace = hpb.trace_factor(keys, world.lattice, world.counts, world.index, s_coef, d_coef)
+    total = hpb.contributions(trace, weights).sum(axis=1)
+    assert np.abs(total - (trace.lo_post[:, -1] - trace.lo_post[:, 0])).max() <= 1e-9
+
+
+# ---------------------------------------------------------- threads, batches, item order
+
+
+def test_results_do_not_depend_on_threads_batches_or_order():
+    rng = np.random.default_rng(11)
+    n_items = 1500  # several prange chunks
+    codes = rng.integers(0, 40, (n_items, 3))
+    codes[:, 1] %= 5
+    labels = (rng.random((n_items, 31)) < 0.05).astype(np.int8)
+    labels[rng.random(n_items) < 0.4] = -1
+    lattice = build_lattice((2, 1, 1))
+    keys = item_keys(codes, lattice)
+    counts = count(keys[:1000], labels[:1000])
+    index = build_index(counts.keys)
+    s_coef, d_coef = rng.choice([0.5, 5.0, 50.0], 31), rng.choice([0.5, 1.0, 3.0], 31)
+
+    def score(k, loo=None, threads=2):
+        previous = nb.get_num_threads()
+        nb.set_num_threads(threads)
+        try:
+            return hpb.factor_log_odds(k, lattice, counts, index, s_coef, d_coef, loo=loo).full
+        finally:
+            nb.set_num_threads(previous)
+
+    whole = score(keys)
+    assert np.array_equal(whole, score(keys, threads=1))
+    assert np.array_equal(whole, np.concatenate([score(keys[:333]), score(keys[333:])]))
+    order = rng.permutation(n_items)
+    assert np.array_equal(whole[order], score(keys[order]))
+    loo_labels = np.concatenate([labels[:1000], np.full((500, 31), -1, np.int8)])
+    loo = score(keys, loo_labels)
+    assert np.array_equal(loo, score(keys, loo_labels, threads=1))
+    assert np.array_equal(loo[1000:], whole[1000:])
+    ll = [
+        hpb.loo_log_likelihood(keys[:1000], lattice, counts, index, labels[:1000],
+                               np.arange(31), s_coef, d_coef)  # fmt: skip
+        for _ in range(2)
+    ]
+    assert np.array_equal(ll[0], ll[1])
+
+
+# ------------------------------------------------------------------------------ errors
+
+
+def test_bad_inputs_are_refused():
+    world = World((1, 1), np.array([[0, 1], [1, 1]]), np.array([[1, 0], [-1, -1]], np.int8))
+    args = (world.lattice, world.counts, world.index)
+    with pytest.raises(ValueError, match="one column per shape"):
+        hpb.factor_log_odds(world.keys[:, :2], *args, [1.0, 1.0], [1.0, 1.0])
+    with pytest.raises(ValueError, match="finite positive"):
+        hpb.factor_log_odds(world.keys, *args, [1.0, 0.0], [1.0, 1.0])
+    with pytest.raises(ValueError, match="finite positive"):
+        hpb.factor_log_odds(world.keys, *args, [1.0, 1.0], [1.0, np.nan])
+    with pytest.raises(ValueError, match="row of -1"):
+        hpb.factor_log_odds(world.keys, *args, [1.0, 1.0], [1.0, 1.0],
+                            loo=np.array([[1, -1], [-1, -1]], np.int8))  # fmt: skip
+    with pytest.raises(ValueError, match="lane labels"):
+        hpb.loo_log_likelihood(world.keys, *args, world.labels, [2], [1.0], [1.0])
