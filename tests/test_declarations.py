@@ -477,3 +477,12 @@ def test_header_only_file_is_an_empty_table(tmp_path):
     frame = read_declarations(path)
     assert len(frame) == 0 and list(frame.columns) == list(COLUMNS)
     assert frame["item_no"].dtype == "int64" and frame["hs_code"].dtype == "str"
+
+
+def test_parquet_header_problems(tmp_path):
+    frame = items().drop(columns="incoterm").assign(colour="red", x_colour="red")
+    path = write_parquet(tmp_path / "items.parquet", frame)
+    with pytest.raises(InputError) as error:
+        read_declarations(path)
+    assert [(p.file, p.row, p.column) for p in error.value.problems] == [
+        (str(path), None, "incoterm"), (str(path), None, "colour")]
