@@ -66,5 +66,119 @@ def generate(items: int, days: int, test_days: int, seed: int, file_format: str,
     click.echo(str(summary))
 
 
+@cli.command()
+@click.option("--declarations", required=True, type=_TABLE_PATH, help="Declarations table (.csv or .parquet).")
+@click.option("--rectified", type=_TABLE_PATH, help="Rectified table of the inspected items.")
+@click.option("--truth", type=_TABLE_PATH, help="A synthetic world's truth table: compare the derived labels with it.")
+@click.option("--knowledge", type=click.Path(file_okay=False, exists=True, path_type=Path), help="Knowledge folder (default: the shipped one).")
+@_domain_errors
+def validate(declarations: Path, rectified: Path | None, truth: Path | None, knowledge: Path | None) -> None:
+    """Check tables against the contract and derive the error labels of inspected items.
+
+    Every problem is reported with file, row and column; exit code 1 if there is any.
+    """
+    from sisam.validation import validate_tables
+
+    report = validate_tables(declarations, rectified, truth, knowledge)
+    click.echo(report.render())
+    if not report.ok:
+        raise click.ClickException(report.failure)
+
+
+def _progress(quiet: bool):
+    """Progress lines on stderr when it is a terminal and not --quiet; silent otherwise."""
+    import sys
+
+    if quiet or not sys.stderr.isatty():
+        return lambda message: None
+    return lambda message: click.echo(f"  {message}", err=True)
+
+
+_KNOWLEDGE_OPTION = click.option(
+    "--knowledge",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Knowledge folder (default: the one shipped with sisam).",
+)
+_QUIET_OPTION = click.option("--quiet", is_flag=True, help="No progress on stderr.")
+
+
+@cli.command()
+@click.option("--declarations", required=True, type=_TABLE_PATH, help="History of declarations (.csv or .parquet).")
+@click.option("--rectified", required=True, type=_TABLE_PATH, help="Rectified versions of the inspected items.")
+@click.option("--kb", "kb_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Knowledge-base folder.")
+@click.option("--update", is_flag=True, help="Add this batch to the current version instead of learning afresh.")
+@click.option("--half-life", "half_life_days", type=click.FloatRange(min=0, min_open=True), help="With --update: old counts halve every this many days.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing knowledge base's contents (as a new version).")
+@click.option("--fit-sample", default=20_000, show_default=True, type=click.IntRange(min=100), help="Inspected items scored by leave-one-out to fit the coefficients.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the fitting sample.")
+@_KNOWLEDGE_OPTION
+@_QUIET_OPTION
+@_domain_errors
+def learn(declarations, rectified, kb_dir, update, half_life_days, overwrite, fit_sample, seed, knowledge, quiet) -> None:
+    """Learn pattern counts and coefficients into a knowledge base (or add a batch with --update)."""
+    from sisam.knowledge import load_knowledge
+    from sisam.model import learn as learn_kb
+
+    if half_life_days is not None and not update:
+        raise click.UsageError("--half-life only applies with --update")
+    summary = learn_kb(
+        declarations, rectified, kb_dir,
+        knowledge=load_knowledge(knowledge), update=update, half_life_days=half_life_days,
+        overwrite=overwrite, fit_sample=fit_sample, seed=seed, progress=_progress(quiet),
+    )  # fmt: skip
+    click.echo(str(summary))
+
+
+@cli.command()
+@click.option("--declarations", required=True, type=_TABLE_PATH, help="Items to score (.csv or .parquet).")
+@click.option("--kb", "kb_dir", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path), help="Knowledge-base folder.")
+@click.option("--out", required=True, type=_TABLE_PATH, help="Score table to write (.csv or .parquet).")
+@_KNOWLEDGE_OPTION
+@_QUIET_OPTION
+@_domain_errors
+def score(declarations, kb_dir, out, knowledge, quiet) -> None:
+    """Probability of each of the 30 error types (and of any error) for every item."""
+    from sisam.knowledge import load_knowledge
+    from sisam.model import score as score_items
+
+    summary = score_items(declarations, kb_dir, out, knowledge=load_knowledge(knowledge), progress=_progress(quiet))
+    click.echo(str(summary))
+
+
+@cli.group("kb")
+def kb_group() -> None:
+    """Inspect and export knowledge bases."""
+
+
+@kb_group.command("info")
+@click.argument("kb_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--version", "version", type=int, help="A version still on disk (default: the current one).")
+@click.option("--verify", is_flag=True, help="Recompute the content hash (reads every count).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_domain_errors
+def kb_info(kb_dir: Path, version: int | None, verify: bool, as_json: bool) -> None:
+    """Version, sizes, coefficients and provenance of a knowledge base."""
+    import json
+
+    from sisam import kb
+    from sisam.kb_report import render_info
+
+    facts = kb.info(kb_dir, version=version, verify=verify)
+    click.echo(json.dumps(facts, indent=2, default=str) if as_json else render_info(facts))
+
+
+@kb_group.command("export")
+@click.argument("kb_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder for the Parquet files.")
+@click.option("--version", "version", type=int, help="A version still on disk (default: the current one).")
+@_domain_errors
+def kb_export(kb_dir: Path, out: Path, version: int | None) -> None:
+    """Export a knowledge-base version's tables as Parquet files."""
+    from sisam import kb
+
+    kb.export_parquet(kb_dir, out, version=version)
+    click.echo(f"exported {kb_dir} to {out}")
+
+
 def main() -> None:
     cli(prog_name="sisam")

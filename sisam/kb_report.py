@@ -1,0 +1,49 @@
+"""Plain-text rendering of ``kb.info`` for ``sisam kb info``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def render_info(facts: dict[str, Any]) -> str:
+    current = facts["current_version"]
+    marker = " (current)" if facts["version"] == current else f" (current is {current})"
+    per_pattern = facts["bytes_per_pattern"]
+    lines = [
+        f"knowledge base {facts['kb_dir']}",
+        f"  version          {facts['version']}{marker}; on disk: {', '.join(map(str, facts['versions_on_disk']))}",
+        f"  file             {facts['file']} ({_bytes(facts['file_bytes'])})",
+        f"  content hash     {facts['content_hash']}" + ("  verified" if facts["verified"] else ""),
+        f"  catalog hash     {facts['catalog_hash']}",
+        f"  patterns         {facts['n_patterns']:,} ({facts['n_error_entries']:,} error entries)"
+        + (f", {per_pattern:.1f} bytes per pattern" if per_pattern else ""),
+        "",
+        f"  {'factor':<18}{'attributes':<48}{'patterns':>12}{'errors':>11}{'size':>12}",
+    ]
+    for name, f in facts["factors"].items():
+        attributes = " x ".join(f"{a}({m})" for a, m in zip(f["attributes"], f["level_counts"], strict=True))
+        lines.append(f"  {name:<18}{attributes:<48}{f['n_patterns']:>12,}{f['n_error_entries']:>11,}{_bytes(f['bytes']):>12}")
+    lines += ["", "  coefficients (min / median / max over labels)"]
+    for name, summary in facts["coefficients"].items():
+        parts = [f"{k} {v['min']:g} / {v['median']:g} / {v['max']:g}" for k, v in summary.items()]
+        lines.append(f"  {name:<18}" + "; ".join(parts))
+    network = [f"{k} {v['min']:g} / {v['median']:g} / {v['max']:g}" for k, v in facts["network_coefficients"].items()]
+    lines.append(f"  {'network':<18}" + "; ".join(network))
+    lines += ["", "  history"]
+    for h in facts["history"]:
+        decay = f", decayed x{h['decay_factor']:.4g}" if h["decay_factor"] != 1.0 else ""
+        lines.append(
+            f"  v{h['version']:<4} {h['created_at'][:19]}  {h['n_items']:,} items ({h['n_labelled']:,} inspected), "
+            f"{h['date_from']} .. {h['date_to']}{decay}"
+        )
+        for path in h["input_files"]:
+            lines.append(f"         {path}")
+    return "\n".join(lines)

@@ -1,0 +1,312 @@
+"""Learning and scoring: the orchestration behind ``sisam learn`` and ``sisam score``.
+
+Learning (hpb.md, "Counts" and "Choosing the coefficients"):
+
+1. read the history and its rectified items, checked against the contract;
+2. derive the labels (``labels.label_matrix``): 30 error types plus "any", -1 for items
+   never inspected;
+3. per factor of ``knowledge/networks.toml``: pattern keys (``encoding``), then counts
+   (``engine.counting``), n and k over inspected items, N over all;
+4. choose every (factor, label)'s S and d, and every label's network calibration, by exact
+   leave-one-out over a seeded sample of inspected items (``engine.fit``);
+5. publish the counts and coefficients as a new knowledge-base version (``kb``).
+
+``--update`` counts a new batch only, merges it into the current version (old counts decayed
+by a half-life if asked), refits the coefficients against the merged counts on the batch's
+inspected items, and publishes the result as the next version.
+
+Scoring loads a version, builds one hash index per factor, and for each chunk of items
+evaluates every factor's posterior recursion for all labels at once (``engine.hpb``), then
+each error type's network (``engine.network``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sisam import kb
+from sisam.contract import KEY, SCORE_PREFIX
+from sisam.declarations import iter_declarations, read_declarations, read_pair
+from sisam.encoding import Encoder, FactorPlan, factor_plans
+from sisam.engine.counting import count_factor
+from sisam.engine.counts import PatternCounts
+from sisam.engine.fit import FitResult, fit_coefficients
+from sisam.engine.hashtable import KeyIndex, build_index
+from sisam.engine.hpb import factor_log_odds
+from sisam.engine.network import network_probabilities
+from sisam.errors import SisamError
+from sisam.knowledge import Knowledge, load_knowledge
+from sisam.labels import label_matrix
+
+log = logging.getLogger("sisam.model")
+
+#: Inspected items scored by leave-one-out to choose the coefficients: enough to tell the
+#: grid's neighbours apart, few enough that fitting takes seconds, not minutes.
+DEFAULT_FIT_SAMPLE = 20_000
+SCORE_CHUNK_ROWS = 200_000
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class LearnSummary:
+    kb_dir: Path
+    version: int
+    n_items: int
+    n_labelled: int
+    n_patterns: int
+    seconds: float
+
+    def __str__(self) -> str:
+        return (
+            f"{self.kb_dir}: version {self.version} from {self.n_items:,} items "
+            f"({self.n_labelled:,} inspected), {self.n_patterns:,} patterns, {self.seconds:.1f} s"
+        )
+
+
+@dataclass(frozen=True)
+class ScoreSummary:
+    out: Path
+    n_items: int
+    version: int
+    seconds: float
+
+    def __str__(self) -> str:
+        rate = self.n_items / self.seconds if self.seconds else float("inf")
+        return (
+            f"{self.out}: {self.n_items:,} items scored with knowledge base version "
+            f"{self.version} in {self.seconds:.1f} s ({rate:,.0f} items/s)"
+        )
+
+
+def count_frame(
+    frame: pd.DataFrame, labels: np.ndarray, plans: dict[str, FactorPlan], progress: Progress = _quiet
+) -> tuple[dict[str, PatternCounts], dict[str, np.ndarray]]:
+    """Counts of every factor over ``frame``, and the keys of its inspected items (the
+    leave-one-out fitting scores them against the counts)."""
+    encoder = Encoder(frame)
+    inspected = labels[:, 0] >= 0
+    counts, inspected_keys = {}, {}
+    for name, plan in plans.items():
+        keys = encoder.keys(plan)
+        counts[name] = count_factor(keys, labels)
+        inspected_keys[name] = keys[inspected]
+        progress(f"counted factor {name}: {counts[name].n_patterns:,} patterns")
+    return counts, inspected_keys
+
+
+def _fit(
+    knowledge: Knowledge,
+    plans: dict[str, FactorPlan],
+    counts: dict[str, PatternCounts],
+    inspected_keys: dict[str, np.ndarray],
+    inspected_labels: np.ndarray,
+    sample: int,
+    seed: int,
+) -> FitResult:
+    return fit_coefficients(
+        knowledge,
+        {name: plan.lattice for name, plan in plans.items()},
+        counts,
+        {name: build_index(c.keys) for name, c in counts.items()},
+        inspected_keys,
+        inspected_labels,
+        sample=sample,
+        seed=seed,
+    )
+
+
+def _provenance(paths: list[Path], frame: pd.DataFrame, labels: np.ndarray) -> kb.Provenance:
+    dates = frame["date"].dropna()
+    return kb.Provenance(
+        input_files=tuple(str(p.resolve()) for p in paths),
+        date_from=dates.min().date() if len(dates) else None,
+        date_to=dates.max().date() if len(dates) else None,
+        n_items=len(frame),
+        n_labelled=int((labels[:, 0] >= 0).sum()),
+    )
+
+
+def learn(
+    declarations: Path,
+    rectified: Path,
+    kb_dir: Path,
+    *,
+    knowledge: Knowledge | None = None,
+    update: bool = False,
+    half_life_days: float | None = None,
+    overwrite: bool = False,
+    fit_sample: int = DEFAULT_FIT_SAMPLE,
+    seed: int = 0,
+    progress: Progress = _quiet,
+) -> LearnSummary:
+    """Learn a knowledge base from a history (or, with ``update``, add a batch to it)."""
+    start = time.perf_counter()
+    knowledge = knowledge or load_knowledge()
+    plans = factor_plans(knowledge)
+    frame, rect = read_pair(declarations, rectified)
+    progress(f"read {len(frame):,} items and {len(rect):,} rectified items")
+    labels = label_matrix(frame, rect, knowledge.errors)
+    del rect
+    provenance = _provenance([declarations, rectified], frame, labels)
+    batch_counts, inspected_keys = count_frame(frame, labels, plans, progress)
+    inspected_labels = labels[labels[:, 0] >= 0]
+    del frame, labels
+    if update:
+        current = kb.open_version(kb_dir, expected_catalog_hash=knowledge.hash)
+        days = _days_elapsed(current.provenance, provenance)
+        decay = 1.0 if half_life_days is None else 0.5 ** (days / half_life_days)
+        from sisam.engine.counts import merge
+
+        counts = {name: merge(current.counts[name].scaled(decay), batch_counts[name]) for name in plans}
+        del current
+    else:
+        counts = batch_counts
+    if len(inspected_labels) == 0:
+        raise SisamError(
+            f"{rectified}: no inspected item to learn from: expected rectified rows for some "
+            f"items of {declarations}; got none"
+        )
+    fit = _fit(knowledge, plans, counts, inspected_keys, inspected_labels, fit_sample, seed)
+    progress("fitted coefficients by leave-one-out")
+    factors_meta = {
+        name: kb.FactorMeta(name, tuple(a.name for a in plan.attributes), plan.level_counts, plan.salt)
+        for name, plan in plans.items()
+    }
+    if update:
+        version = kb.update(
+            kb_dir,
+            batch_counts,
+            fit.coefficients,
+            fit.network_coefficients,
+            provenance,
+            knowledge.hash,
+            half_life_days=half_life_days,
+            days_elapsed=days,
+        )
+    else:
+        version = kb.create(
+            kb_dir,
+            factors_meta,
+            counts,
+            fit.coefficients,
+            fit.network_coefficients,
+            knowledge.label_ids,
+            provenance,
+            knowledge.hash,
+            overwrite=overwrite,
+        )
+    n_patterns = sum(c.n_patterns for c in counts.values())
+    return LearnSummary(kb_dir, version, provenance.n_items, provenance.n_labelled, n_patterns, time.perf_counter() - start)
+
+
+def _days_elapsed(old: kb.Provenance, new: kb.Provenance) -> float:
+    """Days between the end of the knowledge base's data and the end of the batch's."""
+    if old.date_to is None or new.date_to is None:
+        return 0.0
+    return float(max(0, (new.date_to - old.date_to).days))
+
+
+class Scorer:
+    """Scores frames of declarations against one loaded knowledge-base version."""
+
+    def __init__(self, version: kb.KnowledgeBaseVersion, knowledge: Knowledge):
+        if version.label_ids != knowledge.label_ids:
+            raise SisamError(
+                f"{version.path}: labels {version.label_ids} differ from the catalog's {knowledge.label_ids}"
+            )
+        self.version = version
+        self.knowledge = knowledge
+        self.plans = factor_plans(knowledge)
+        self.indexes: dict[str, KeyIndex] = {name: build_index(c.keys) for name, c in version.counts.items()}
+        self.membership = network_membership(knowledge)
+
+    @classmethod
+    def open(cls, kb_dir: Path, knowledge: Knowledge | None = None) -> Scorer:
+        knowledge = knowledge or load_knowledge()
+        return cls(kb.open_version(kb_dir, expected_catalog_hash=knowledge.hash), knowledge)
+
+    def factor_log_odds(self, frame: pd.DataFrame) -> tuple[list[np.ndarray], np.ndarray]:
+        """Per factor (catalog order) float64[n, E] lo(P_e) of every item's full pattern,
+        and float64[E] lo(p_e), the base rate every network calibrates towards."""
+        encoder = Encoder(frame)
+        full, base = [], None
+        for name, plan in self.plans.items():
+            coefficients = self.version.coefficients[name]
+            result = factor_log_odds(
+                encoder.keys(plan),
+                plan.lattice,
+                self.version.counts[name],
+                self.indexes[name],
+                coefficients["S"],
+                coefficients["d"],
+            )
+            full.append(result.full)
+            # every inspected item matches every factor's root, so any factor's root serves
+            base = result.root[0] if base is None and len(frame) else base
+        return full, base
+
+    def probabilities(self, frame: pd.DataFrame) -> np.ndarray:
+        """float64[n, E]: every item's probability of every label."""
+        if len(frame) == 0:
+            return np.zeros((0, len(self.knowledge.label_ids)))
+        full, base = self.factor_log_odds(frame)
+        return network_probabilities(full, base, self.membership, self.version.network_coefficients["dnet"])
+
+    def score_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The contract's score table (section 4) for ``frame``."""
+        probabilities = self.probabilities(frame)
+        scores = frame[list(KEY)].reset_index(drop=True)
+        for j, label in enumerate(self.knowledge.label_ids):
+            scores[SCORE_PREFIX + label] = probabilities[:, j]
+        return scores
+
+
+def network_membership(knowledge: Knowledge) -> np.ndarray:
+    """bool[F, E]: factor f (catalog order) is in label e's network."""
+    factors = list(knowledge.factors)
+    membership = np.zeros((len(factors), len(knowledge.label_ids)), dtype=bool)
+    for e, label in enumerate(knowledge.label_ids):
+        for name in knowledge.networks[label].factors:
+            membership[factors.index(name), e] = True
+    return membership
+
+
+def iter_scores(items: Path, scorer: Scorer, chunk_rows: int = SCORE_CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+    for chunk in iter_declarations(items, chunk_rows=chunk_rows):
+        yield scorer.score_frame(chunk)
+
+
+def score(
+    items: Path,
+    kb_dir: Path,
+    out: Path,
+    *,
+    knowledge: Knowledge | None = None,
+    progress: Progress = _quiet,
+) -> ScoreSummary:
+    """Score a declarations file and write the score table atomically."""
+    from sisam.tables import write_table
+
+    start = time.perf_counter()
+    scorer = Scorer.open(kb_dir, knowledge)
+    parts = []
+    for part in iter_scores(items, scorer):
+        parts.append(part)
+        progress(f"scored {sum(len(p) for p in parts):,} items")
+    if not parts:  # an input with a header and no rows still gets a score table
+        parts.append(scorer.score_frame(read_declarations(items)))
+    table = pd.concat(parts, ignore_index=True)
+    write_table(table, out)
+    return ScoreSummary(out, len(table), scorer.version.version, time.perf_counter() - start)
