@@ -97,7 +97,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import duckdb
 import numpy as np
@@ -317,6 +317,10 @@ def update(
                 f"batch counts for factors {unknown} that the knowledge base does not have; "
                 f"its factors are {sorted(old.factors)}"
             )
+        for name, batch in batch_counts.items():
+            problem = _counts_problem(batch, len(old.label_ids))
+            if problem:
+                raise ValueError(f"batch counts of factor {name!r}: {problem}")
         merged = {
             name: merge(old.counts[name].scaled(decay),
                         batch_counts.get(name, PatternCounts.empty()))
@@ -380,24 +384,17 @@ def info(
 
     def describe(path: Path, number: int, pointer: dict[str, Any] | None) -> dict[str, Any]:
         with _read_only(path) as con:
-            history = _read_history(con, path, number)
-            own = history[-1]
-            label_ids = _read_labels(con)
-            factors, sizes = _read_factors(con)
-            coef_names = _value_columns(con, "coefficients")
-            network = _read_network(con, len(label_ids), path)
-            coefficients = {f: _read_coefficients(con, f, coef_names, len(label_ids), path)
-                            for f in factors}
+            meta = _read_metadata(con, path, number)
             if verify:
-                _verify_hash(path, own, pointer, _stream_hash(con, path, own, label_ids,
-                                                              factors, coefficients, network))
-            storage = _storage_bytes(con, factors, sizes)
+                _verify_hash(path, meta.history[-1], pointer, _stream_hash(con, path, meta))
+            storage = _storage_bytes(con, meta.factors, meta.sizes)
+        own, sizes, current = meta.history[-1], meta.sizes, _read_current(kb)
         n_patterns = sum(s[0] for s in sizes.values())
         file_bytes = path.stat().st_size
         return {
             "kb_dir": str(kb),
             "version": number,
-            "current_version": pointer["version"] if pointer else None,
+            "current_version": current["version"] if current else None,
             "versions_on_disk": _version_numbers(kb),
             "file": str(path),
             "file_bytes": file_bytes,
@@ -407,21 +404,21 @@ def info(
             "n_patterns": n_patterns,
             "n_error_entries": sum(s[1] for s in sizes.values()),
             "bytes_per_pattern": file_bytes / n_patterns if n_patterns else None,
-            "labels": list(label_ids),
+            "labels": list(meta.label_ids),
             "tables": storage["tables"],
             "factors": {
                 name: {
-                    "attributes": list(meta.attributes),
-                    "level_counts": list(meta.level_counts),
+                    "attributes": list(factor.attributes),
+                    "level_counts": list(factor.level_counts),
                     "n_patterns": sizes[name][0],
                     "n_error_entries": sizes[name][1],
                     "bytes": storage["factors"][name],
                 }
-                for name, meta in factors.items()
+                for name, factor in meta.factors.items()
             },
-            "coefficients": {f: _summary(c) for f, c in coefficients.items()},
-            "network_coefficients": _summary(network),
-            "history": [r.to_json() for r in history],
+            "coefficients": {f: _summary(c) for f, c in meta.coefficients.items()},
+            "network_coefficients": _summary(meta.network),
+            "history": [r.to_json() for r in meta.history],
         }
 
     return _with_version(kb, version, describe)
@@ -442,15 +439,9 @@ def export_parquet(
 
     def export(path: Path, number: int, pointer: dict[str, Any] | None) -> dict[str, Path]:
         with _read_only(path) as con:
-            history = _read_history(con, path, number)
-            label_ids = _read_labels(con)
-            factors, _ = _read_factors(con)
-            coef_names = _value_columns(con, "coefficients")
-            network = _read_network(con, len(label_ids), path)
-            coefficients = {f: _read_coefficients(con, f, coef_names, len(label_ids), path)
-                            for f in factors}
-            _verify_hash(path, history[-1], pointer, _stream_hash(
-                con, path, history[-1], label_ids, factors, coefficients, network))
+            meta = _read_metadata(con, path, number)
+            own = meta.history[-1]
+            _verify_hash(path, own, pointer, _stream_hash(con, path, meta))
             out.mkdir(parents=True, exist_ok=True)
             written = {}
             for table in _TABLES:
@@ -458,8 +449,7 @@ def export_parquet(
                 con.table(table).write_parquet(str(target), compression="zstd")
                 written[table] = target
         manifest = {"version": number, "source": str(path),
-                    "content_hash": history[-1].content_hash,
-                    "catalog_hash": history[-1].catalog_hash,
+                    "content_hash": own.content_hash, "catalog_hash": own.catalog_hash,
                     "files": {t: p.name for t, p in written.items()}}
         (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         return written
@@ -987,8 +977,8 @@ def _open(kb: Path, version: int | None, expected_catalog_hash: str | None,
           verify: bool) -> KnowledgeBaseVersion:
     def load(path: Path, number: int, pointer: dict[str, Any] | None) -> KnowledgeBaseVersion:
         with _read_only(path) as con:
-            history = _read_history(con, path, number)
-            own = history[-1]
+            meta = _read_metadata(con, path, number)
+            own = meta.history[-1]
             if expected_catalog_hash is not None and own.catalog_hash != expected_catalog_hash:
                 raise KnowledgeBaseError(
                     f"{path}: built with the knowledge catalog {own.catalog_hash}, expected "
@@ -996,20 +986,15 @@ def _open(kb: Path, version: int | None, expected_catalog_hash: str | None,
                     "labels mean other things. Remedy: run `sisam learn` with the current "
                     "catalog, or use the catalog this knowledge base was learnt with."
                 )
-            label_ids = _read_labels(con)
-            factors, _ = _read_factors(con)
-            coef_names = _value_columns(con, "coefficients")
-            counts = {f: _read_counts(con, path, f, len(label_ids)) for f in factors}
-            coefficients = {f: _read_coefficients(con, f, coef_names, len(label_ids), path)
-                            for f in factors}
-            network = _read_network(con, len(label_ids), path)
+            counts = {f: _read_counts(con, path, f, meta) for f in meta.factors}
         found = None
         if verify:
-            found = _content_hash(own.catalog_hash, label_ids, factors, network,
-                                  ((f, counts[f], coefficients[f]) for f in factors))
+            found = _content_hash(own.catalog_hash, meta.label_ids, meta.factors, meta.network,
+                                  ((f, counts[f], meta.coefficients[f]) for f in meta.factors))
         _verify_hash(path, own, pointer, found)
-        return KnowledgeBaseVersion(number, path, factors, counts, coefficients, network,
-                                    label_ids, history, own.content_hash, own.catalog_hash)
+        return KnowledgeBaseVersion(number, path, meta.factors, counts, meta.coefficients,
+                                    meta.network, meta.label_ids, meta.history,
+                                    own.content_hash, own.catalog_hash)
 
     return _with_version(kb, version, load)
 
@@ -1026,6 +1011,28 @@ def _verify_hash(path: Path, own: VersionRecord, pointer: dict[str, Any] | None,
                 f"the knowledge base version was modified or damaged after it was written. "
                 f"{_remedy(path)}"
             )
+
+
+class _Metadata(NamedTuple):
+    """Everything in a version file but the counts: small, read first."""
+
+    history: tuple[VersionRecord, ...]
+    label_ids: tuple[str, ...]
+    factors: dict[str, FactorMeta]
+    sizes: dict[str, tuple[int, int]]  # factor -> (patterns, error entries)
+    coefficients: dict[str, dict[str, np.ndarray]]
+    network: dict[str, np.ndarray]
+
+
+def _read_metadata(con: duckdb.DuckDBPyConnection, path: Path, number: int) -> _Metadata:
+    history = _read_history(con, path, number)
+    label_ids = _read_labels(con)
+    factors, sizes = _read_factors(con)
+    names = _value_columns(con, "coefficients")
+    coefficients = {f: _read_coefficients(con, f, names, len(label_ids), path)
+                    for f in factors}
+    return _Metadata(history, label_ids, factors, sizes, coefficients,
+                     _read_network(con, len(label_ids), path))
 
 
 def _read_history(con: duckdb.DuckDBPyConnection, path: Path,
@@ -1081,7 +1088,7 @@ def _column(result: dict[str, np.ndarray], name: str, dtype: type) -> np.ndarray
 
 
 def _read_counts(con: duckdb.DuckDBPyConnection, path: Path, factor: str,
-                 n_labels: int) -> PatternCounts:
+                 meta: _Metadata) -> PatternCounts:
     """One factor's counts, rebuilt as CSR; no row loops: DuckDB hands numpy arrays over,
     and the pattern of each error entry is found by binary search in the sorted keys."""
     p = con.sql("SELECT key, n_labelled, n_declared FROM patterns WHERE factor = $f",
@@ -1100,7 +1107,10 @@ def _read_counts(con: duckdb.DuckDBPyConnection, path: Path, factor: str,
     counts = PatternCounts(keys, _column(p, "n_labelled", np.float64),
                            _column(p, "n_declared", np.float64), err_ptr,
                            _column(e, "label", np.int16), _column(e, "k", np.float64))
-    problem = _counts_problem(counts, n_labels)
+    problem = _counts_problem(counts, len(meta.label_ids))
+    if (counts.n_patterns, counts.err_label.size) != meta.sizes[factor]:
+        problem = (f"{counts.n_patterns} patterns and {counts.err_label.size} error entries "
+                   f"stored, the factors table says {meta.sizes[factor]}")
     if problem:
         raise KnowledgeBaseError(f"{path}: counts of factor {factor!r}: {problem}; expected "
                                  f"the invariants of PatternCounts: the file is damaged. "
@@ -1132,14 +1142,12 @@ def _per_label_from(result: dict[str, np.ndarray], names: list[str], n_labels: i
     return {n: _column(result, n, np.float64) for n in names}
 
 
-def _stream_hash(con: duckdb.DuckDBPyConnection, path: Path, own: VersionRecord,
-                 label_ids: tuple[str, ...], factors: dict[str, FactorMeta],
-                 coefficients: dict[str, dict[str, np.ndarray]],
-                 network: dict[str, np.ndarray]) -> str:
+def _stream_hash(con: duckdb.DuckDBPyConnection, path: Path, meta: _Metadata) -> str:
     """The content hash read factor by factor, holding one factor's counts at a time."""
-    return _content_hash(own.catalog_hash, label_ids, factors, network,
-                         ((f, _read_counts(con, path, f, len(label_ids)), coefficients[f])
-                          for f in factors))
+    return _content_hash(meta.history[-1].catalog_hash, meta.label_ids, meta.factors,
+                         meta.network,
+                         ((f, _read_counts(con, path, f, meta), meta.coefficients[f])
+                          for f in meta.factors))
 
 
 def _storage_bytes(con: duckdb.DuckDBPyConnection, factors: dict[str, FactorMeta],

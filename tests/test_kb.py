@@ -346,6 +346,11 @@ def test_info_and_parquet_export(tmp_path):
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["content_hash"] == facts["content_hash"]
 
+    kb.update(tmp_path / "kb", {}, world["coefficients"], world["network"],
+              provenance("empty.csv"), CATALOG, half_life_days=None, days_elapsed=1)
+    older = kb.info(tmp_path / "kb", version=1)
+    assert (older["version"], older["current_version"], older["versions_on_disk"]) == (1, 2, [1, 2])
+
 
 # --- concurrency and crashes, with real processes --------------------------------------------
 
