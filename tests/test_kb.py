@@ -322,6 +322,21 @@ def test_leftovers_are_removed_and_unpublished_numbers_are_not_reused(tmp_path):
     assert kb.open_version(tmp_path / "kb").record.parent_version == 1
 
 
+def test_failed_write_leaves_the_previous_version_current(tmp_path, monkeypatch):
+    world = make_kb(tmp_path / "kb", seed=17)
+
+    def disk_full(path):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(kb, "_fsync", disk_full)
+    with pytest.raises(KnowledgeBaseError, match=r"No space left.*previous version is intact"):
+        kb.update(tmp_path / "kb", {}, world["coefficients"], world["network"],
+                  provenance("x.csv"), CATALOG, half_life_days=None, days_elapsed=0)
+    monkeypatch.undo()
+    assert sorted(p.name for p in (tmp_path / "kb" / "versions").iterdir()) == ["000001.duckdb"]
+    assert kb.open_version(tmp_path / "kb").version == 1
+
+
 def test_info_and_parquet_export(tmp_path):
     world = make_kb(tmp_path / "kb", seed=12)
     total = sum(c.n_patterns for c in world["counts"].values())
@@ -448,3 +463,18 @@ def test_lock_held_by_another_process_refuses_writers(tmp_path):
     # The kernel dropped the dead holder's lock.
     with open(tmp_path / "kb" / "LOCK") as f:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def test_a_read_write_session_on_a_version_is_reported(tmp_path):
+    make_kb(tmp_path / "kb", seed=18)
+    path = writable(tmp_path / "kb" / "versions" / "000001.duckdb")
+    with subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); "
+         "print('open', flush=True); time.sleep(60)", str(path)],
+        stdout=subprocess.PIPE, text=True) as auditor:
+        try:
+            assert auditor.stdout.readline().strip() == "open"
+            with pytest.raises(KnowledgeBaseError, match=r"holds it read-write.*duckdb -readonly"):
+                kb.open_version(tmp_path / "kb")
+        finally:
+            auditor.kill()
