@@ -292,6 +292,7 @@ def update(
     *,
     half_life_days: float | None,
     days_elapsed: float,
+    expected_version: int | None = None,
     keep_versions: int = DEFAULT_KEEP_VERSIONS,
 ) -> int:
     """Add a batch of counts to the current version and publish the sum as a new version.
@@ -301,7 +302,10 @@ def update(
     then merged with ``batch_counts`` (factors absent from the batch only decay). The
     coefficients are the caller's, chosen on the merged counts; this module only stores
     them. The batch must come from the same knowledge catalog (``catalog_hash``) as the
-    knowledge base, else its keys would mean other patterns. Returns the new version.
+    knowledge base, else its keys would mean other patterns. A caller that fitted the
+    coefficients on a version it opened earlier passes its number as ``expected_version``:
+    if another update published meanwhile, the coefficients belong to stale counts and the
+    update is refused. Returns the new version.
     """
     kb = Path(kb_dir)
     _check_keep(keep_versions)
@@ -313,6 +317,12 @@ def update(
     _require_kb(kb)
     with _writer_lock(kb):
         old = _open(kb, None, catalog_hash, verify=True)
+        if expected_version is not None and old.version != expected_version:
+            raise KnowledgeBaseError(
+                f"{kb}: is at version {old.version}, expected {expected_version}, the version "
+                "this batch's coefficients were fitted on: another update published "
+                "meanwhile. Remedy: run the update again on the current version."
+            )
         unknown = sorted(set(batch_counts) - set(old.factors))
         if unknown:
             raise ValueError(

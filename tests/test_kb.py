@@ -153,6 +153,10 @@ def test_update_equals_create_from_merged_counts(tmp_path):
     assert updated.record.parent_version == 1
     assert updated.record.decay_factor == factor
     assert updated.record.provenance.input_files == ("day.csv",)
+    # Coefficients fitted on version 1 must not be published on top of version 2.
+    with pytest.raises(KnowledgeBaseError, match="is at version 2, expected 1"):
+        kb.update(tmp_path / "a", batch, coefficients, nets, provenance("day.csv"), CATALOG,
+                  half_life_days=30, days_elapsed=12, expected_version=1)
 
 
 def test_decay_scales_old_counts_by_half_life(tmp_path):
