@@ -36,7 +36,7 @@ from sisam.contract import KEY, SCORE_PREFIX
 from sisam.declarations import iter_declarations, read_declarations, read_pair
 from sisam.encoding import Encoder, FactorPlan, factor_plans
 from sisam.engine.counting import count_factor
-from sisam.engine.counts import PatternCounts
+from sisam.engine.counts import PatternCounts, merge
 from sisam.engine.fit import FitResult, fit_coefficients
 from sisam.engine.hashtable import KeyIndex, build_index
 from sisam.engine.hpb import factor_log_odds
@@ -167,9 +167,8 @@ def learn(
         current = kb.open_version(kb_dir, expected_catalog_hash=knowledge.hash)
         days = _days_elapsed(current.provenance, provenance)
         decay = 1.0 if half_life_days is None else 0.5 ** (days / half_life_days)
-        from sisam.engine.counts import merge
-
         counts = {name: merge(current.counts[name].scaled(decay), batch_counts[name]) for name in plans}
+        parent_version = current.version
         del current
     else:
         counts = batch_counts
@@ -194,6 +193,7 @@ def learn(
             knowledge.hash,
             half_life_days=half_life_days,
             days_elapsed=days,
+            expected_version=parent_version,
         )
     else:
         version = kb.create(
