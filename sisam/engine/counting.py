@@ -20,20 +20,28 @@ How, and why so:
 * Errors are sparse. Most labelled items have no error and those that do have a few, so
   error counts come only from the (item, label) pairs equal to 1, grouped by pattern
   with a counting sort (linear time), never through a dense [patterns, labels] array.
-* One merge at the end. Each shape's patterns come out sorted; a k-way merge (binary
-  heap over the shapes) interleaves them into the final key order reading each shape
-  sequentially. Keys of different shapes never coincide in practice (the shape is mixed
-  into the key); should two patterns share a key all the same (a 64-bit collision),
-  their counts are added, exactly what ``counts.merge`` would do.
+* Each shape's sorted patterns are appended to one arena (no per-shape arrays to
+  concatenate), and a single merge pass cuts the key space into buckets by the keys' top
+  bits and interleaves the shapes bucket by bucket, reading every shape front to back.
+* Large arrays are allocated by numpy on the Python side and handed to the kernels:
+  numpy asks the kernel for huge pages, which makes first-touching hundreds of megabytes
+  several times cheaper and random probes into a large table cheaper on the TLB.
+* Keys of different shapes never coincide in practice (the shape is mixed into the
+  key); should two patterns share a key all the same (a 64-bit collision), their counts
+  are added, exactly what ``counts.merge`` would do.
 
 Additivity is the contract: ``count_factor(A + B) == merge(count_factor(A),
 count_factor(B))`` exactly whenever the weights are integers (sums of integer-valued
 floats below 2**53 are exact in any order).
+
+The kernels release the GIL: several factors can be counted side by side on threads.
+Keys that are not well mixed (small hand-made integers) are counted correctly but slowly,
+as they all share their top bits.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numba as nb
 import numpy as np
@@ -42,7 +50,7 @@ from sisam.engine.counts import PatternCounts
 
 _FIRST_BITS = 10  # a new shape's table has 2**10 slots; the root needs one
 _SHAPES_PER_BLOCK = 8  # shapes transposed together: 64 MB of keys per million items
-_ROWS_PER_BUCKET = 512
+_ROWS_PER_BUCKET = 512  # rows of one merge bucket: sorted in cache
 
 
 @nb.njit(inline="always", nogil=True)
@@ -60,42 +68,9 @@ def _find(table_keys, table_N, key, shift):
 
 
 @nb.njit(cache=True, nogil=True)
-def _grow(table_keys, table_N, table_n, bits):
-    """Twice the slots (and spill room), the same patterns; returns the new table."""
-    bits += 1
-    size = (1 << bits) + _spill(bits)
-    while True:
-        new_keys = np.empty(size, dtype=np.uint64)
-        new_N = np.zeros(size, dtype=np.float64)
-        new_n = np.zeros(size, dtype=np.float64)
-        shift = np.uint64(64 - bits)
-        ok = True
-        for old in range(table_keys.shape[0]):
-            if table_N[old] != 0.0:
-                slot = _find(new_keys, new_N, table_keys[old], shift)
-                if slot < 0:
-                    ok = False
-                    break
-                new_keys[slot] = table_keys[old]
-                new_N[slot] = table_N[old]
-                new_n[slot] = table_n[old]
-        if ok:
-            return new_keys, new_N, new_n, bits
-        # Only keys that are not well mixed (hand-made ones in tests) pile up so much.
-        size *= 2
-
-
-@nb.njit(inline="always", nogil=True)
-def _spill(bits):
-    """Slots past the last home slot, for clusters that start near the end. At half load
-    a cluster longer than this is vanishingly rare for mixed keys."""
-    return max(64, (1 << bits) >> 4)
-
-
-@nb.njit(cache=True, nogil=True)
 def _insert_items(column, weights, labelled, table_keys, table_N, table_n, bits, n_pat, start):
-    """Add items ``start``, ``start + 1``, ... of a shape's key ``column`` to the table until the
-    end, or until the table must grow; returns (first item not added, pattern count).
+    """Add items ``start``, ``start + 1``, ... of a shape's key ``column`` to the table
+    until the end, or until the table must grow; returns (first item not added, patterns).
 
     Growing is left to the caller on purpose: a hot loop that may rebind its arrays makes
     numba maintain reference counts on every iteration, several times slower.
@@ -122,88 +97,62 @@ def _insert_items(column, weights, labelled, table_keys, table_N, table_n, bits,
 
 
 @nb.njit(cache=True, nogil=True)
-def _count_shape(column, weights, labelled, err_items, err_ptr, err_labels, n_labels):
-    """Count the patterns of one shape, whose keys are ``column`` (uint64[n], contiguous).
-
-    Returns (keys, n, N, error ptr, error labels, error counts), patterns sorted by key.
-    ``err_items`` are the labelled items of positive weight having at least one error,
-    with labels ``err_labels[err_ptr[j]:err_ptr[j+1]]`` (ascending).
-    """
-    bits = _FIRST_BITS
-    size = (1 << bits) + _spill(bits)
-    table_keys = np.empty(size, dtype=np.uint64)
-    table_N = np.zeros(size, dtype=np.float64)
-    table_n = np.zeros(size, dtype=np.float64)
-    n_pat = 0
-    start = 0
-    while True:
-        start, n_pat = _insert_items(
-            column, weights, labelled, table_keys, table_N, table_n, bits, n_pat, start
-        )
-        if start == column.shape[0]:
-            break
-        table_keys, table_N, table_n, bits = _grow(table_keys, table_N, table_n, bits)
-
-    out_keys, out_n, out_N, out_slot = _read_sorted(table_keys, table_N, table_n, n_pat)
-    ptr, label, k = _count_errors(
-        column,
-        weights,
-        err_items,
-        err_ptr,
-        err_labels,
-        n_labels,
-        table_keys,
-        table_N,
-        bits,
-        out_slot,
-    )
-    return out_keys, out_n, out_N, ptr, label, k
+def _rehash(old_keys, old_N, old_n, new_keys, new_N, new_n, bits):
+    """Move every pattern into the (empty) larger table; False if probing ran off its end."""
+    shift = np.uint64(64 - bits)
+    for old in range(old_keys.shape[0]):
+        if old_N[old] != 0.0:
+            slot = _find(new_keys, new_N, old_keys[old], shift)
+            if slot < 0:
+                return False
+            new_keys[slot] = old_keys[old]
+            new_N[slot] = old_N[old]
+            new_n[slot] = old_n[old]
+    return True
 
 
 @nb.njit(cache=True, nogil=True)
-def _read_sorted(table_keys, table_N, table_n, n_pat):
-    """The table's patterns in key order, with the slot each came from.
+def _read_out(
+    table_keys, table_N, table_n, bits, n_pat,
+    column, weights, err_items, err_ptr, err_labels,
+    a_keys, a_n, a_N, a_ptr, a_label, a_k, row0, nnz0,
+    row_of_slot, scratch,
+):  # fmt: skip
+    """Append the table's patterns, sorted, to the arena at row ``row0`` and their error
+    counts at entry ``nnz0`` (``a_ptr`` global, ``a_ptr[row0] == nnz0``); returns the
+    arena's new (rows, entries).
 
-    Read slot by slot, a pattern sits at or after its home slot (its key's top bits), so
-    the keys come out sorted up to short local inversions, which insertion sort repairs
-    in about linear time.
+    Read slot by slot, a pattern sits at or after its home slot, so the keys come out
+    sorted up to short local inversions, which insertion sort repairs in about linear
+    time. Error entries: ``err_items`` are the labelled items of positive weight having
+    at least one error, with labels ``err_labels[err_ptr[j]:err_ptr[j + 1]]``; they are
+    bucketed by pattern with a counting sort, then summed by label in ``scratch``
+    (float64[n_labels] of zeros). ``row_of_slot`` (int64[table size], or empty when there
+    are no errors to place) is scratch too.
     """
-    out_keys = np.empty(n_pat, dtype=np.uint64)
-    out_n = np.empty(n_pat, dtype=np.float64)
-    out_N = np.empty(n_pat, dtype=np.float64)
-    out_slot = np.empty(n_pat, dtype=np.int64)
+    n_err_items = err_items.shape[0]
+    shift = np.uint64(64 - bits)
     r = 0
     for slot in range(table_keys.shape[0]):
         if table_N[slot] != 0.0:
-            key, N, n, j = table_keys[slot], table_N[slot], table_n[slot], r
-            while j > 0 and out_keys[j - 1] > key:
-                out_keys[j] = out_keys[j - 1]
-                out_N[j] = out_N[j - 1]
-                out_n[j] = out_n[j - 1]
-                out_slot[j] = out_slot[j - 1]
+            key, j = table_keys[slot], row0 + r
+            while j > row0 and a_keys[j - 1] > key:
+                a_keys[j] = a_keys[j - 1]
+                a_N[j] = a_N[j - 1]
+                a_n[j] = a_n[j - 1]
+                if n_err_items:
+                    # The displaced pattern sits a few slots back: still in cache.
+                    row_of_slot[_find(table_keys, table_N, a_keys[j], shift)] = j - row0
                 j -= 1
-            out_keys[j], out_N[j], out_n[j], out_slot[j] = key, N, n, slot
+            a_keys[j], a_N[j], a_n[j] = key, table_N[slot], table_n[slot]
+            if n_err_items:
+                row_of_slot[slot] = j - row0  # slots ascend: a streaming write
             r += 1
-    return out_keys, out_n, out_N, out_slot
 
-
-@nb.njit(cache=True, nogil=True)
-def _count_errors(
-    column, weights, err_items, err_ptr, err_labels, n_labels, table_keys, table_N, bits, out_slot
-):
-    """Error counts (CSR over the sorted patterns) of one shape: the positive (item,
-    label) pairs are bucketed by pattern with a counting sort, then summed by label."""
-    n_pat = out_slot.shape[0]
-    n_err_items = err_items.shape[0]
-    row_of_slot = np.empty(table_keys.shape[0] if n_err_items else 0, dtype=np.int64)
-    for row in range(n_pat if n_err_items else 0):
-        row_of_slot[out_slot[row]] = row
     item_row = np.empty(n_err_items, dtype=np.int64)
     bucket_start = np.zeros(n_pat + 1, dtype=np.int64)
-    shift = np.uint64(64 - bits)
     for j in range(n_err_items):
-        slot = _find(table_keys, table_N, column[err_items[j]], shift)
-        item_row[j] = row_of_slot[slot]
+        item_row[j] = row_of_slot[_find(table_keys, table_N, column[err_items[j]], shift)]
         bucket_start[item_row[j] + 1] += err_ptr[j + 1] - err_ptr[j]
     for row in range(n_pat):
         bucket_start[row + 1] += bucket_start[row]
@@ -212,39 +161,27 @@ def _count_errors(
     bucket_w = np.empty(bucket_start[n_pat], dtype=np.float64)
     for j in range(n_err_items):
         row = item_row[j]
-        w = weights[err_items[j]]
         for p in range(err_ptr[j], err_ptr[j + 1]):
             bucket_label[fill[row]] = err_labels[p]
-            bucket_w[fill[row]] = w
+            bucket_w[fill[row]] = weights[err_items[j]]
             fill[row] += 1
-    return _sum_buckets(bucket_start, bucket_label, bucket_w, n_labels)
 
-
-@nb.njit(cache=True, nogil=True)
-def _sum_buckets(bucket_start, bucket_label, bucket_w, n_labels):
-    """CSR (ptr, ascending labels, summed weights) from per-row buckets of (label, w)."""
-    n_rows = bucket_start.shape[0] - 1
-    out_ptr = np.zeros(n_rows + 1, dtype=np.int64)
-    out_label = np.empty(bucket_label.shape[0], dtype=np.int16)
-    out_k = np.empty(bucket_label.shape[0], dtype=np.float64)
-    scratch = np.zeros(n_labels, dtype=np.float64)
-    touched = np.zeros(n_labels, dtype=np.bool_)
-    nnz = 0
-    for r in range(n_rows):
-        lo, hi = bucket_start[r], bucket_start[r + 1]
-        if hi > lo:
-            for p in range(lo, hi):
+    touched = np.zeros(scratch.shape[0], dtype=np.bool_)
+    nnz = nnz0
+    for row in range(n_pat):
+        if bucket_start[row + 1] > bucket_start[row]:
+            for p in range(bucket_start[row], bucket_start[row + 1]):
                 scratch[bucket_label[p]] += bucket_w[p]
                 touched[bucket_label[p]] = True
-            nnz = _flush(scratch, touched, out_label, out_k, nnz)
-        out_ptr[r + 1] = nnz
-    return out_ptr, out_label[:nnz].copy(), out_k[:nnz].copy()
+            nnz = _flush(scratch, touched, a_label, a_k, nnz)
+        a_ptr[row0 + row + 1] = nnz
+    return row0 + n_pat, nnz
 
 
 @nb.njit(inline="always", nogil=True)
 def _flush(scratch, touched, out_label, out_k, nnz):
-    """Append the touched labels of ``scratch`` (ascending, by scanning the few labels
-    rather than sorting) and reset them; returns the new entry count."""
+    """Write the touched labels of ``scratch`` at entry ``nnz`` (ascending, by scanning
+    the few labels rather than sorting) and reset them; returns the new entry count."""
     for e in range(scratch.shape[0]):
         if touched[e]:
             out_label[nnz] = e
@@ -256,29 +193,30 @@ def _flush(scratch, touched, out_label, out_k, nnz):
 
 
 @nb.njit(cache=True, nogil=True)
-def _merge_parts(bounds, keys, n, N, err_ptr, err_label, err_k, n_labels):
-    """Interleave sorted parts into one key order, summing the counts of equal keys.
+def _merge_parts(
+    bounds, bucket_bits, keys, n, N, err_ptr, err_label, err_k,
+    out_keys, out_n, out_N, out_ptr, out_label, out_k, scratch,
+):  # fmt: skip
+    """Interleave sorted parts into one key order, summing the counts of equal keys;
+    returns (patterns, entries) written to the ``out_*`` arrays.
 
-    The arrays are the parts concatenated (``err_ptr`` global); the key space is cut into
-    buckets by the keys' top bits, and ``bounds[p, b]:bounds[p, b + 1]`` are the rows of
-    part p in bucket b. Bucket by bucket, each part's run is read in sequence and the
-    bucket's few hundred rows are sorted: every array is read front to back, never at
-    random, which matters once the counts outgrow the caches.
+    The inputs are the arena (``err_ptr`` global); the key space is cut into buckets by
+    the keys' top ``bucket_bits`` bits, and ``bounds[p, b]:bounds[p, b + 1]`` are the
+    rows of part p in bucket b. Bucket by bucket, each part's run is read in sequence and
+    the bucket's few hundred rows are sorted in cache: every array is read front to back,
+    never at random, which matters once the counts outgrow the caches.
     """
     n_parts, n_buckets = bounds.shape[0], bounds.shape[1] - 1
-    out_keys = np.empty(keys.shape[0], dtype=np.uint64)
-    out_n = np.empty(keys.shape[0], dtype=np.float64)
-    out_N = np.empty(keys.shape[0], dtype=np.float64)
-    out_ptr = np.zeros(keys.shape[0] + 1, dtype=np.int64)
-    out_label = np.empty(err_label.shape[0], dtype=np.int16)
-    out_k = np.empty(err_label.shape[0], dtype=np.float64)
-    scratch = np.zeros(n_labels, dtype=np.float64)
-    touched = np.zeros(n_labels, dtype=np.bool_)
+    touched = np.zeros(scratch.shape[0], dtype=np.bool_)
     largest = 0
     for b in range(n_buckets):
         largest = max(largest, np.sum(bounds[:, b + 1] - bounds[:, b]))
     rows = np.empty(largest, dtype=np.int64)
     bucket_keys = np.empty(largest, dtype=np.uint64)
+    spare_rows = np.empty(largest, dtype=np.int64)
+    spare_keys = np.empty(largest, dtype=np.uint64)
+    bins = np.empty(4 * largest + 1, dtype=np.int64)  # _sort_by_key uses < 4m bins
+    out_ptr[0] = 0
     n_out = 0
     nnz = 0
     for b in range(n_buckets):
@@ -288,56 +226,158 @@ def _merge_parts(bounds, keys, n, N, err_ptr, err_label, err_k, n_labels):
                 rows[m] = row
                 bucket_keys[m] = keys[row]
                 m += 1
-        order = np.argsort(bucket_keys[:m])
+        _sort_by_key(bucket_keys, rows, m, bucket_bits, spare_keys, spare_rows, bins)
         for q in range(m):
-            row = rows[order[q]]
-            if q == 0 or keys[row] != out_keys[n_out - 1]:
+            row = rows[q]
+            if n_out == 0 or keys[row] != out_keys[n_out - 1]:
                 out_keys[n_out] = keys[row]
                 out_n[n_out] = n[row]
                 out_N[n_out] = N[row]
+                for e in range(err_ptr[row], err_ptr[row + 1]):
+                    out_label[nnz] = err_label[e]
+                    out_k[nnz] = err_k[e]
+                    nnz += 1
                 n_out += 1
             else:
-                out_n[n_out - 1] += n[row]  # a 64-bit key collision: counts add up
+                # A 64-bit key collision: the counts add up, as in ``counts.merge``.
+                out_n[n_out - 1] += n[row]
                 out_N[n_out - 1] += N[row]
-            for e in range(err_ptr[row], err_ptr[row + 1]):
-                scratch[err_label[e]] += err_k[e]
-                touched[err_label[e]] = True
-            if q + 1 == m or keys[rows[order[q + 1]]] != keys[row]:
-                nnz = _flush(scratch, touched, out_label, out_k, nnz)
-                out_ptr[n_out] = nnz
-    # Views, not copies: without collisions they span their whole buffers anyway.
-    return (
-        out_keys[:n_out],
-        out_n[:n_out],
-        out_N[:n_out],
-        out_ptr[: n_out + 1],
-        out_label[:nnz],
-        out_k[:nnz],
-    )
+                for e in range(out_ptr[n_out - 1], nnz):
+                    scratch[out_label[e]] += out_k[e]
+                    touched[out_label[e]] = True
+                for e in range(err_ptr[row], err_ptr[row + 1]):
+                    scratch[err_label[e]] += err_k[e]
+                    touched[err_label[e]] = True
+                nnz = _flush(scratch, touched, out_label, out_k, out_ptr[n_out - 1])
+            out_ptr[n_out] = nnz
+    return n_out, nnz
+
+
+@nb.njit(inline="always", nogil=True)
+def _sort_by_key(keys, rows, m, known_bits, spare_keys, spare_rows, bins):
+    """Sort ``keys[:m]`` (and ``rows[:m]`` alongside) whose top ``known_bits`` bits are all
+    equal: distribute by the next bits into about 2m bins (counting sort), which leaves
+    uniform keys nearly sorted, then finish with insertion sort. Linear for mixed keys,
+    unlike a comparison sort."""
+    if m < 2:
+        return
+    bin_bits = 1
+    while (1 << bin_bits) < 2 * m and bin_bits + known_bits < 64:
+        bin_bits += 1
+    shift = np.uint64(64 - bin_bits)
+    n_bins = 1 << bin_bits
+    bins[: n_bins + 1] = 0
+    for q in range(m):
+        bins[np.int64((keys[q] << np.uint64(known_bits)) >> shift) + 1] += 1
+    for k in range(n_bins):
+        bins[k + 1] += bins[k]
+    for q in range(m):
+        k = np.int64((keys[q] << np.uint64(known_bits)) >> shift)
+        spare_keys[bins[k]] = keys[q]
+        spare_rows[bins[k]] = rows[q]
+        bins[k] += 1
+    for q in range(m):
+        key, row, j = spare_keys[q], spare_rows[q], q
+        while j > 0 and keys[j - 1] > key:
+            keys[j] = keys[j - 1]
+            rows[j] = rows[j - 1]
+            j -= 1
+        keys[j] = key
+        rows[j] = row
+
+
+@dataclass
+class _Table:
+    """One shape's ordered hash table: ``2**bits`` home slots plus spill room past the
+    last one for clusters that start near the end (at half load, a cluster longer than
+    ``2**bits / 16`` slots is vanishingly rare for mixed keys)."""
+
+    keys: np.ndarray
+    N: np.ndarray
+    n: np.ndarray
+    bits: int
+
+    @classmethod
+    def empty(cls, bits: int, spill: int | None = None) -> _Table:
+        size = (1 << bits) + (max(64, (1 << bits) >> 4) if spill is None else spill)
+        return cls(np.empty(size, np.uint64), np.zeros(size), np.zeros(size), bits)
+
+    def grown(self) -> _Table:
+        """Twice the home slots, the same patterns."""
+        bigger = _Table.empty(self.bits + 1)
+        while not _rehash(self.keys, self.N, self.n, bigger.keys, bigger.N, bigger.n, bigger.bits):
+            # Only keys that are not well mixed (hand-made ones in tests) pile up so.
+            bigger = _Table.empty(bigger.bits, 2 * (bigger.keys.shape[0] - (1 << bigger.bits)))
+        return bigger
+
+
+@dataclass
+class _Arena:
+    """Arrays where the shapes' sorted patterns are appended one after another.
+
+    Capacity is reserved generously up front: pages never written cost nothing, and
+    growing means copying everything written so far.
+    """
+
+    keys: np.ndarray
+    n: np.ndarray
+    N: np.ndarray
+    err_ptr: np.ndarray
+    err_label: np.ndarray
+    err_k: np.ndarray
+    rows: int = 0
+    entries: int = 0
+
+    @classmethod
+    def with_capacity(cls, rows: int, entries: int) -> _Arena:
+        return cls(
+            np.empty(rows, dtype=np.uint64),
+            np.empty(rows, dtype=np.float64),
+            np.empty(rows, dtype=np.float64),
+            np.zeros(rows + 1, dtype=np.int64),
+            np.empty(entries, dtype=np.int16),
+            np.empty(entries, dtype=np.float64),
+        )
+
+    def reserve(self, rows: int, entries: int) -> None:
+        """Make room for ``rows`` more patterns and ``entries`` more error entries."""
+        if self.rows + rows > self.keys.shape[0]:
+            size = max(2 * self.keys.shape[0], self.rows + rows)
+            self.keys = _grown(self.keys, size, self.rows)
+            self.n = _grown(self.n, size, self.rows)
+            self.N = _grown(self.N, size, self.rows)
+            self.err_ptr = _grown(self.err_ptr, size + 1, self.rows + 1)
+        if self.entries + entries > self.err_label.shape[0]:
+            size = max(2 * self.err_label.shape[0], self.entries + entries)
+            self.err_label = _grown(self.err_label, size, self.entries)
+            self.err_k = _grown(self.err_k, size, self.entries)
+
+
+def _grown(array: np.ndarray, size: int, used: int) -> np.ndarray:
+    out = np.empty(size, dtype=array.dtype)
+    out[:used] = array[:used]
+    return out
 
 
 def count_factor(
-    keys: np.ndarray,
-    labels: np.ndarray,
-    weights: np.ndarray | None = None,
-    threads: int | None = None,
+    keys: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None
 ) -> PatternCounts:
     """Count a factor's patterns over items.
 
     ``keys`` uint64[n, S] from ``keys.pattern_keys``; ``labels`` int8[n, E] (a row of -1:
     never inspected; else 0/1 per label, label order ``Knowledge.label_ids``); ``weights``
-    float64[n] >= 0 (default 1; an item of weight 0 is not counted at all). Shapes are
-    counted on ``threads`` threads (default: numba's thread count); the result does not
-    depend on it.
+    float64[n] >= 0 (default 1; an item of weight 0 is not counted at all).
 
     Returns the ``PatternCounts`` of every pattern met: ``N`` sums the weights of all
     items matching it, ``n`` those of the labelled ones, ``k`` those of the labelled ones
     having each error.
     """
-    keys = np.ascontiguousarray(keys, dtype=np.uint64)
+    keys = np.asarray(keys)
     labels = np.ascontiguousarray(labels, dtype=np.int8)
-    if keys.ndim != 2:
-        raise ValueError(f"keys must be uint64[n_items, n_shapes]; got shape {keys.shape}")
+    if keys.ndim != 2 or keys.dtype != np.uint64:
+        raise ValueError(
+            f"keys must be uint64[n_items, n_shapes]; got {keys.dtype}{list(keys.shape)}"
+        )
     n_items, n_shapes = keys.shape
     if labels.ndim != 2 or labels.shape[0] != n_items or labels.shape[1] == 0:
         raise ValueError(
@@ -366,41 +406,77 @@ def count_factor(
     np.cumsum(np.bincount(item_of_pair, minlength=err_items.size), out=err_ptr[1:])
     err_labels = err_labels.astype(np.int16)
     n_labels = labels.shape[1]
+    n_pairs = int(err_ptr[-1])
+    scratch = np.zeros(n_labels, dtype=np.float64)
 
-    def count(column: np.ndarray) -> tuple[np.ndarray, ...]:
-        return _count_shape(column, weights, labelled, err_items, err_ptr, err_labels, n_labels)
-
-    parts: list[tuple[np.ndarray, ...]] = []
-    threads = nb.get_num_threads() if threads is None else threads
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        for first in range(0, n_shapes, _SHAPES_PER_BLOCK):
-            # Reading one shape's keys down a row-major [n, S] array would pull every
-            # item's whole row through the cache, once per shape; a block of shapes
-            # transposed at once is read once and then counted column by column.
-            block = np.ascontiguousarray(keys[:, first : first + _SHAPES_PER_BLOCK].T)
-            # The kernels release the GIL: the block's shapes are counted side by side.
-            parts.extend(pool.map(count, block))
-    return _merge(parts, n_labels)
-
-
-def _merge(parts: list[tuple[np.ndarray, ...]], n_labels: int) -> PatternCounts:
-    """One ``PatternCounts`` from the shapes' sorted parts (see ``_merge_parts``)."""
-    sizes = np.array([p[0].shape[0] for p in parts], dtype=np.int64)
-    part_start = np.concatenate([[0], np.cumsum(sizes)])
-    # About _ROWS_PER_BUCKET rows per bucket: sorting them is cheap, their bounds small.
-    bucket_bits = min(20, max(0, int(np.log2(max(1, part_start[-1] // _ROWS_PER_BUCKET)))))
-    edges = np.zeros(1, dtype=np.uint64)
-    if bucket_bits:
-        edges = np.arange(1 << bucket_bits, dtype=np.uint64) << np.uint64(64 - bucket_bits)
-    bounds = np.empty((len(parts), edges.size + 1), dtype=np.int64)
-    for j, p in enumerate(parts):
-        bounds[j, :-1] = part_start[j] + np.searchsorted(p[0], edges)
-        bounds[j, -1] = part_start[j + 1]
-    # CSR pointers of the parts, shifted by the error entries of the parts before.
-    entries_before = np.cumsum([0] + [p[4].shape[0] for p in parts])
-    err_ptr = np.concatenate(
-        [np.zeros(1, np.int64)] + [p[3][1:] + entries_before[j] for j, p in enumerate(parts)]
+    # Sixteen patterns per item cover a factor of forty shapes over heavy-tailed data.
+    arena = _Arena.with_capacity(
+        min(n_items * n_shapes, 16 * n_items + 1024), min(n_pairs * n_shapes, 16 * n_pairs + 1024)
     )
-    columns = [np.concatenate([p[i] for p in parts]) for i in (0, 1, 2, 4, 5)]
-    keys, n, N, err_label, err_k = columns
-    return PatternCounts(*_merge_parts(bounds, keys, n, N, err_ptr, err_label, err_k, n_labels))
+    part_start = [0]
+    for first in range(0, n_shapes, _SHAPES_PER_BLOCK):
+        # Reading one shape's keys down a row-major [n, S] array would pull every item's
+        # whole row through the cache, once per shape; a block of shapes transposed at
+        # once is read once and then counted column by column.
+        block = np.ascontiguousarray(keys[:, first : first + _SHAPES_PER_BLOCK].T)
+        for column in block:
+            table = _Table.empty(_FIRST_BITS)
+            start, n_pat = 0, 0
+            while True:
+                start, n_pat = _insert_items(
+                    column, weights, labelled, table.keys, table.N, table.n, table.bits,
+                    n_pat, start,
+                )  # fmt: skip
+                if start == n_items:
+                    break
+                table = table.grown()
+            arena.reserve(n_pat, n_pairs)
+            arena.rows, arena.entries = _read_out(
+                table.keys, table.N, table.n, table.bits, n_pat,
+                column, weights, err_items, err_ptr, err_labels,
+                arena.keys, arena.n, arena.N, arena.err_ptr, arena.err_label, arena.err_k,
+                arena.rows, arena.entries,
+                np.empty(table.keys.shape[0] if err_items.size else 0, dtype=np.int64),
+                scratch,
+            )  # fmt: skip
+            part_start.append(arena.rows)
+    return _merge(arena, np.array(part_start, dtype=np.int64), scratch)
+
+
+def _merge(arena: _Arena, part_start: np.ndarray, scratch: np.ndarray) -> PatternCounts:
+    """One ``PatternCounts`` from the arena's sorted parts (see ``_merge_parts``)."""
+    rows, entries = arena.rows, arena.entries
+    bucket_bits = min(20, max(0, int(rows // _ROWS_PER_BUCKET).bit_length() - 1))
+    edges = np.arange(1 << bucket_bits, dtype=np.uint64)
+    if bucket_bits:
+        edges <<= np.uint64(64 - bucket_bits)
+    bounds = np.empty((part_start.size - 1, edges.size + 1), dtype=np.int64)
+    for p in range(part_start.size - 1):
+        part = arena.keys[part_start[p] : part_start[p + 1]]
+        bounds[p, :-1] = part_start[p] + np.searchsorted(part, edges)
+        bounds[p, -1] = part_start[p + 1]
+    out = PatternCounts(
+        np.empty(rows, dtype=np.uint64),
+        np.empty(rows, dtype=np.float64),
+        np.empty(rows, dtype=np.float64),
+        np.empty(rows + 1, dtype=np.int64),
+        np.empty(entries, dtype=np.int16),
+        np.empty(entries, dtype=np.float64),
+    )
+    n_out, nnz = _merge_parts(
+        bounds, bucket_bits,
+        arena.keys[:rows], arena.n[:rows], arena.N[:rows],
+        arena.err_ptr[: rows + 1], arena.err_label[:entries], arena.err_k[:entries],
+        *out, scratch,
+    )  # fmt: skip
+    if n_out == rows:
+        return out
+    # Key collisions merged some patterns: trim (a copy, so the buffers shrink too).
+    return PatternCounts(
+        out.keys[:n_out].copy(),
+        out.n[:n_out].copy(),
+        out.N[:n_out].copy(),
+        out.err_ptr[: n_out + 1].copy(),
+        out.err_label[:nnz].copy(),
+        out.err_k[:nnz].copy(),
+    )
