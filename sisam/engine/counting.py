@@ -290,25 +290,52 @@ def _sort_by_key(keys, rows, m, known_bits, spare_keys, spare_rows, bins):
 class _Table:
     """One shape's ordered hash table: ``2**bits`` home slots plus spill room past the
     last one for clusters that start near the end (at half load, a cluster longer than
-    ``2**bits / 16`` slots is vanishingly rare for mixed keys)."""
+    ``2**bits / 16`` slots is vanishingly rare for mixed keys). Its arrays are views of
+    the buffers of a ``_Tables`` pool, set ``side``."""
 
     keys: np.ndarray
     N: np.ndarray
     n: np.ndarray
     bits: int
+    side: int
 
-    @classmethod
-    def empty(cls, bits: int, spill: int | None = None) -> _Table:
+
+class _Tables:
+    """Two sets of table buffers, reused shape after shape: a growing table is rehashed
+    from one set into the other. Fresh memory costs page faults (hundreds of megabytes
+    per factor), reused memory only a clearing pass."""
+
+    def __init__(self) -> None:
+        self._buffers: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = [None, None]
+        self._row_of_slot = np.empty(0, dtype=np.int64)
+
+    def empty(self, bits: int, side: int = 0, spill: int | None = None) -> _Table:
         size = (1 << bits) + (max(64, (1 << bits) >> 4) if spill is None else spill)
-        return cls(np.empty(size, np.uint64), np.zeros(size), np.zeros(size), bits)
+        buffers = self._buffers[side]
+        if buffers is None or buffers[0].shape[0] < size:
+            buffers = (np.empty(size, np.uint64), np.empty(size), np.empty(size))
+            self._buffers[side] = buffers
+        keys, N, n = (b[:size] for b in buffers)
+        N.fill(0.0)
+        n.fill(0.0)
+        return _Table(keys, N, n, bits, side)
 
-    def grown(self) -> _Table:
-        """Twice the home slots, the same patterns."""
-        bigger = _Table.empty(self.bits + 1)
-        while not _rehash(self.keys, self.N, self.n, bigger.keys, bigger.N, bigger.n, bigger.bits):
+    def grown(self, table: _Table) -> _Table:
+        """Twice the home slots, the same patterns, in the other set of buffers."""
+        bigger = self.empty(table.bits + 1, 1 - table.side)
+        while not _rehash(
+            table.keys, table.N, table.n, bigger.keys, bigger.N, bigger.n, bigger.bits
+        ):
             # Only keys that are not well mixed (hand-made ones in tests) pile up so.
-            bigger = _Table.empty(bigger.bits, 2 * (bigger.keys.shape[0] - (1 << bigger.bits)))
+            spill = 2 * (bigger.keys.shape[0] - (1 << bigger.bits))
+            bigger = self.empty(bigger.bits, bigger.side, spill)
         return bigger
+
+    def row_of_slot(self, table: _Table) -> np.ndarray:
+        """Scratch int64[table size] for ``_read_out``."""
+        if self._row_of_slot.shape[0] < table.keys.shape[0]:
+            self._row_of_slot = np.empty(table.keys.shape[0], dtype=np.int64)
+        return self._row_of_slot[: table.keys.shape[0]]
 
 
 @dataclass
@@ -414,13 +441,16 @@ def count_factor(
         min(n_items * n_shapes, 16 * n_items + 1024), min(n_pairs * n_shapes, 16 * n_pairs + 1024)
     )
     part_start = [0]
+    tables = _Tables()
+    block = np.empty((min(_SHAPES_PER_BLOCK, n_shapes), n_items), dtype=np.uint64)
     for first in range(0, n_shapes, _SHAPES_PER_BLOCK):
         # Reading one shape's keys down a row-major [n, S] array would pull every item's
         # whole row through the cache, once per shape; a block of shapes transposed at
         # once is read once and then counted column by column.
-        block = np.ascontiguousarray(keys[:, first : first + _SHAPES_PER_BLOCK].T)
-        for column in block:
-            table = _Table.empty(_FIRST_BITS)
+        width = min(_SHAPES_PER_BLOCK, n_shapes - first)
+        np.copyto(block[:width], keys[:, first : first + width].T)
+        for column in block[:width]:
+            table = tables.empty(_FIRST_BITS)
             start, n_pat = 0, 0
             while True:
                 start, n_pat = _insert_items(
@@ -429,17 +459,18 @@ def count_factor(
                 )  # fmt: skip
                 if start == n_items:
                     break
-                table = table.grown()
+                table = tables.grown(table)
             arena.reserve(n_pat, n_pairs)
             arena.rows, arena.entries = _read_out(
                 table.keys, table.N, table.n, table.bits, n_pat,
                 column, weights, err_items, err_ptr, err_labels,
                 arena.keys, arena.n, arena.N, arena.err_ptr, arena.err_label, arena.err_k,
                 arena.rows, arena.entries,
-                np.empty(table.keys.shape[0] if err_items.size else 0, dtype=np.int64),
+                tables.row_of_slot(table) if err_items.size else tables.row_of_slot(table)[:0],
                 scratch,
             )  # fmt: skip
             part_start.append(arena.rows)
+    del tables, block
     return _merge(arena, np.array(part_start, dtype=np.int64), scratch)
 
 
