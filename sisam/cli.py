@@ -180,5 +180,17 @@ def kb_export(kb_dir: Path, out: Path, version: int | None) -> None:
     click.echo(f"exported {kb_dir} to {out}")
 
 
+@cli.command()
+@click.option("--out", default="sisam-demo", show_default=True, type=click.Path(file_okay=False, path_type=Path), help="Folder for the world, the knowledge base, the scores and the reports.")
+@click.option("--items", default=200_000, show_default=True, type=click.IntRange(min=1000), help="Items in the synthetic world.")
+@click.option("--seed", default=7, show_default=True, type=int, help="Seed of the world.")
+@_domain_errors
+def demo(out: Path, items: int, seed: int) -> None:
+    """Generate a synthetic customs world, learn, score and measure recall, all under --out."""
+    from sisam.demo import run_demo
+
+    run_demo(out, items, seed, say=click.echo)
+
+
 def main() -> None:
     cli(prog_name="sisam")
