@@ -23,9 +23,11 @@ How, and why so:
 * Each shape's sorted patterns are appended to one arena (no per-shape arrays to
   concatenate), and a single merge pass cuts the key space into buckets by the keys' top
   bits and interleaves the shapes bucket by bucket, reading every shape front to back.
-* Large arrays are allocated by numpy on the Python side and handed to the kernels:
-  numpy asks the kernel for huge pages, which makes first-touching hundreds of megabytes
-  several times cheaper and random probes into a large table cheaper on the TLB.
+* Memory is allocated by numpy on the Python side, handed to the kernels and reused
+  from shape to shape (two sets of table buffers, one transposed block of keys): fresh
+  memory costs page faults, hundreds of megabytes of them per factor, while reused
+  memory costs one clearing pass. numpy also asks the kernel for huge pages, which keeps
+  random probes into a large table cheap on the TLB.
 * Keys of different shapes never coincide in practice (the shape is mixed into the
   key); should two patterns share a key all the same (a 64-bit collision), their counts
   are added, exactly what ``counts.merge`` would do.
@@ -127,8 +129,8 @@ def _read_out(
     time. Error entries: ``err_items`` are the labelled items of positive weight having
     at least one error, with labels ``err_labels[err_ptr[j]:err_ptr[j + 1]]``; they are
     bucketed by pattern with a counting sort, then summed by label in ``scratch``
-    (float64[n_labels] of zeros). ``row_of_slot`` (int64[table size], or empty when there
-    are no errors to place) is scratch too.
+    (float64[n_labels] of zeros). ``row_of_slot`` (int64[table size]) is scratch too,
+    left untouched when there are no errors to place.
     """
     n_err_items = err_items.shape[0]
     shift = np.uint64(64 - bits)
@@ -406,9 +408,10 @@ def count_factor(
             f"keys must be uint64[n_items, n_shapes]; got {keys.dtype}{list(keys.shape)}"
         )
     n_items, n_shapes = keys.shape
-    if labels.ndim != 2 or labels.shape[0] != n_items or labels.shape[1] == 0:
+    if labels.ndim != 2 or labels.shape[0] != n_items or not 0 < labels.shape[1] <= 2**15:
         raise ValueError(
-            f"labels must be int8[n_items={n_items}, n_labels >= 1]; got shape {labels.shape}"
+            f"labels must be int8[n_items={n_items}, 1 <= n_labels <= 32768]; "
+            f"got shape {labels.shape}"
         )
     if weights is None:
         weights = np.ones(n_items, dtype=np.float64)
@@ -466,7 +469,7 @@ def count_factor(
                 column, weights, err_items, err_ptr, err_labels,
                 arena.keys, arena.n, arena.N, arena.err_ptr, arena.err_label, arena.err_k,
                 arena.rows, arena.entries,
-                tables.row_of_slot(table) if err_items.size else tables.row_of_slot(table)[:0],
+                tables.row_of_slot(table),
                 scratch,
             )  # fmt: skip
             part_start.append(arena.rows)
