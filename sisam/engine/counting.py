@@ -288,6 +288,46 @@ def _sort_by_key(keys, rows, m, known_bits, spare_keys, spare_rows, bins):
         rows[j] = row
 
 
+@nb.njit(cache=True, nogil=True)
+def _scan_labels(labels, weights):
+    """One pass over the label matrix: (labelled bool[n], the items of positive weight
+    with an error, their labels in CSR form, the first malformed row or -1)."""
+    n_items, n_labels = labels.shape
+    labelled = np.zeros(n_items, dtype=np.bool_)
+    n_err_items = 0
+    n_pairs = 0
+    for i in range(n_items):
+        unlabelled = positive = other = 0
+        for e in range(n_labels):
+            y = labels[i, e]
+            unlabelled += y == -1
+            positive += y == 1
+            other += y < -1 or y > 1
+        if other or (unlabelled and unlabelled != n_labels):
+            return labelled, np.empty(0, np.int64), np.zeros(1, np.int64), np.empty(0, np.int16), i
+        labelled[i] = unlabelled == 0
+        if positive and weights[i] > 0.0:
+            n_err_items += 1
+            n_pairs += positive
+    err_items = np.empty(n_err_items, dtype=np.int64)
+    err_ptr = np.zeros(n_err_items + 1, dtype=np.int64)
+    err_labels = np.empty(n_pairs, dtype=np.int16)
+    j = 0
+    p = 0
+    for i in range(n_items):
+        if labelled[i] and weights[i] > 0.0:
+            first = p
+            for e in range(n_labels):
+                if labels[i, e] == 1:
+                    err_labels[p] = e
+                    p += 1
+            if p > first:
+                err_items[j] = i
+                j += 1
+                err_ptr[j] = p
+    return labelled, err_items, err_ptr, err_labels, -1
+
+
 @dataclass
 class _Table:
     """One shape's ordered hash table: ``2**bits`` home slots plus spill room past the
@@ -422,19 +462,12 @@ def count_factor(
                 f"weights must be float64[n_items={n_items}], finite and >= 0; "
                 f"got shape {weights.shape}"
             )
-    unlabelled = labels < 0
-    labelled = ~unlabelled.any(axis=1)
-    if ((labels < -1) | (labels > 1)).any() or (~labelled & ~unlabelled.all(axis=1)).any():
+    labelled, err_items, err_ptr, err_labels, bad_row = _scan_labels(labels, weights)
+    if bad_row >= 0:
         raise ValueError(
             "labels must be 0/1 for an inspected item and -1 on the whole row for an item "
-            "never inspected; got other values or mixed rows"
+            f"never inspected; row {bad_row} is {labels[bad_row].tolist()}"
         )
-    positive = labels == 1
-    err_items = np.flatnonzero(positive.any(axis=1) & (weights > 0))
-    item_of_pair, err_labels = np.nonzero(positive[err_items])
-    err_ptr = np.zeros(err_items.size + 1, dtype=np.int64)
-    np.cumsum(np.bincount(item_of_pair, minlength=err_items.size), out=err_ptr[1:])
-    err_labels = err_labels.astype(np.int16)
     n_labels = labels.shape[1]
     n_pairs = int(err_ptr[-1])
     scratch = np.zeros(n_labels, dtype=np.float64)
