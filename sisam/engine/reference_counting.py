@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import struct
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 
@@ -85,7 +86,7 @@ def level_value(value: object, level: str, attr_type: str) -> tuple[int, object]
     elif isinstance(value, np.datetime64):
         day = _EPOCH + dt.timedelta(days=int(value.astype("datetime64[D]").astype(np.int64)))
     else:
-        day = value if type(value) is dt.date else value.date()  # type: ignore[union-attr]
+        day = value if type(value) is dt.date else value.date()
     if parsed.kind == "value":
         return TAG_DAY, (day - _EPOCH).days
     if parsed.kind == "month":
@@ -107,7 +108,7 @@ def code_of(level: str, value: tuple[int, object]) -> int:
     if tag == TAG_STRING:
         bits = int(string_hashes(np.array([payload], dtype=object))[0])
     elif tag == TAG_NUMBER:
-        bits = int(np.float64(payload).view(np.uint64))
+        bits = struct.unpack("<Q", struct.pack("<d", payload))[0]  # the double's bits
     else:
         bits = int(payload) & MASK64  # two's complement, as int64 viewed as uint64
     return mix64_int(base ^ bits)
