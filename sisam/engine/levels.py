@@ -155,8 +155,13 @@ def level_codes(
 
     ``attr_type`` is the attribute's type in ``knowledge/``: "nominal" and "text" read
     strings ("" is a declared-empty value with a code of its own; None/NaN get the
-    level's missing code), "numeric" reads numbers (NaN is missing), "date" reads
-    datetime64 values or ``YYYY-MM-DD`` strings (NaT and blank strings are missing).
+    level's missing code; any other value is read as ``str(value)``), "numeric" reads
+    numbers (NaN is missing), "date" reads datetime64 values or ``YYYY-MM-DD`` strings
+    (NaT and blank strings are missing).
+
+    >>> codes = level_codes(pd.Series(["84713012", "84710000"]), ("value", "prefix:4"), "nominal")
+    >>> bool(codes[0, 0] != codes[1, 0]), bool(codes[0, 1] == codes[1, 1])
+    (True, True)
     """
     parsed = [parse_level(level, attr_type) for level in levels]
     if attr_type in ("nominal", "text"):
