@@ -179,8 +179,8 @@ def build_actors(seed: int, n_items: int, total_days: int, history_days: int, ta
 
     # Brokers.
     broker_weight = _lognormal_weights(rng, n_brokers, 1.3)
-    broker_care = rng.lognormal(0.0, 0.7, n_brokers)
-    broker_mult = rng.lognormal(0.0, 0.6, (n_brokers, len(CLERICAL)))
+    broker_care = np.clip(rng.lognormal(0.0, 0.7, n_brokers), 0.1, 5.0)
+    broker_mult = np.clip(rng.lognormal(0.0, 0.6, (n_brokers, len(CLERICAL))), 0.2, 4.0)
     changes = rng.random(n_brokers) < 0.3
     broker_change_day = np.where(changes, (history_days * rng.uniform(0.15, 0.85, n_brokers)).astype(np.int64),
                                  total_days + 1)

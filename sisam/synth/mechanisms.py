@@ -145,7 +145,7 @@ def balanced_pair_rates(importer: np.ndarray, heading: np.ndarray, n_history: in
     rows_ok = np.bincount(imp_of_cell, eligible, minlength=len(imp_ids)) >= 3
     cols_ok = np.bincount(head_of_cell, eligible, minlength=len(head_ids)) >= 3
     small = (count <= 0.12 * row_total[imp_of_cell]) & (count <= 0.12 * col_total[head_of_cell])
-    chosen = eligible & rows_ok[imp_of_cell] & cols_ok[head_of_cell] & small & (rng.random(len(cells)) < 0.08)
+    chosen = eligible & rows_ok[imp_of_cell] & cols_ok[head_of_cell] & small & (rng.random(len(cells)) < 0.2)
     base = np.where(chosen, COMBINATION_LIFT, 1.0)
     r = np.ones(len(imp_ids))
     c = np.ones(len(head_ids))
@@ -183,9 +183,14 @@ class _Builder:
         self._clerical_base = actors.broker_care[b] * drift * newcomer
 
     def clerical(self, kind: str, rate: float) -> np.ndarray:
-        """Per-item probability of a broker's clerical error of this kind."""
+        """Per-item probability of a broker's clerical error of this kind.
+
+        The broker factors are scaled to mean 1 over the world's items, so ``rate`` is the
+        world's average rate however the few large brokers of a small world happen to be.
+        """
         b = self.trade.broker
-        return np.minimum(0.95, rate * self._clerical_base * self.actors.broker_mult[b, CLERICAL.index(kind)])
+        factor = self._clerical_base * self.actors.broker_mult[b, CLERICAL.index(kind)]
+        return np.minimum(0.95, rate * factor / max(float(factor.mean()), 1e-12))
 
     def scheme_start(self, n: int) -> np.ndarray:
         """Day a scheme begins: at the importer's arrival mostly, later for some."""
@@ -232,7 +237,7 @@ def build_mechanisms(seed: int, trade: Trade, tariff: Tariff, actors: Actors, ge
     residual = np.array([c.endswith(("90", "99", "19")) for c in tariff.code])
     confusability = rng.lognormal(0.0, 0.8, tariff.n_lines) * np.where(residual, 1.5, 1.0)
     pick = (rng.random(n) < 0.3).astype(np.int64)
-    m.add("code confusion", "hs_code", m.clerical("hs_code", 0.010) * confusability[line],
+    m.add("code confusion", "hs_code", m.clerical("hs_code", 0.012) * confusability[line],
           {"line": tariff.confused_with[line, pick]})
 
     evader = importer_flag(0.05)
@@ -315,7 +320,7 @@ def build_mechanisms(seed: int, trade: Trade, tariff: Tariff, actors: Actors, ge
 
     own_plant = actors.man_self[v["manufacturer"]] == v["exporter"]
     m.add("exporter as manufacturer", "manufacturer",
-          np.where(own_plant, 0.0, m.clerical("manufacturer", 0.006)),
+          np.where(own_plant, 0.0, m.clerical("manufacturer", 0.010)),
           {"manufacturer": n_man + v["exporter"]})
 
     hider = importer_flag(0.25)
@@ -335,19 +340,20 @@ def build_mechanisms(seed: int, trade: Trade, tariff: Tariff, actors: Actors, ge
           {"licence": v["licence"] + 3})
 
     # --- Rates: omissions, superseded rates, general rates on sector-rated goods ---------
-    m.add("anti-dumping omitted", "antidumping", np.where(v["ad"] > 0, m.clerical("antidumping", 0.06), 0.0),
+    m.add("anti-dumping omitted", "antidumping", np.where(v["ad"] > 0, m.clerical("antidumping", 0.10), 0.0),
           {"ad": np.zeros(n)})
     m.add("countervailing omitted", "countervailing", np.where(v["cvd"] > 0, m.clerical("antidumping", 0.10), 0.0),
           {"cvd": np.zeros(n)})
     margin = np.array([0.0, *(a.margin for a in AGREEMENTS)])
     slowness = actors.broker_slowness[trade.broker]
+    slowness = slowness / slowness.mean()
     for fname, error, change in (("duty", "import_duty_rate", tariff.duty), ("ipi", "ipi_rate", tariff.ipi),
                                  ("pis", "pis_rate", tariff.pis), ("cofins", "cofins_rate", tariff.cofins)):
         old = change.before[line]
         if fname == "duty":
             old = np.where(v["ex"] > 0, 0.0, np.round(old * (1.0 - margin[v["pref"]]), 2))
         since = day - change.day
-        q = np.where((since >= 0) & change.changed[line], np.minimum(0.9, 0.25 * slowness * np.exp(-np.maximum(since, 0) / 25.0)), 0.0)
+        q = np.where((since >= 0) & change.changed[line], np.minimum(0.9, 0.3 * slowness * np.exp(-np.maximum(since, 0) / 25.0)), 0.0)
         m.add(f"superseded {fname} rate", error, q, {fname: old})
     sibling = tariff.confused_with[line, 0]
     sib = rates(tariff, sibling, day, v["origin"], v["pref"], v["ex"])
@@ -427,7 +433,7 @@ def build_mechanisms(seed: int, trade: Trade, tariff: Tariff, actors: Actors, ge
     weight = np.maximum(0.001, np.round(np.select(
         [u < 0.5, u < 0.65, u < 0.75, u < 0.85],
         [w * rng.uniform(1.08, 1.3, n), w * 10.0, w / 10.0, w * 1000.0], w / rng.uniform(1.1, 1.5, n)), 3))
-    m.add("wrong net weight", "net_weight", m.clerical("net_weight", 0.010),
+    m.add("wrong net weight", "net_weight", m.clerical("net_weight", 0.012),
           {"weight": weight, "quantity": np.where(counted_in_kg, weight, v["quantity"])})
     qty = v["quantity"]
     discrete = np.isin(v["unit"], [PCE, 5, 7])

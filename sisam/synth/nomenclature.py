@@ -378,7 +378,7 @@ def build_tariff(seed: int, geo: Geography, days: int) -> Tariff:
     n_start = np.array([chapter_first[int(c)] for c in neighbour])
     n_size = np.array([chapter_size[int(c)] for c in neighbour])
     for j in range(2):
-        level = rng.choice(4, size=n, p=[0.55, 0.25, 0.12, 0.08])
+        level = rng.choice(4, size=n, p=[0.5, 0.22, 0.13, 0.15])
         uu = rng.random(n)
         pick = np.where(level == 0, _pick_other(s6, z6, idx, uu), idx)
         pick = np.where((level == 1) | (pick == idx), _pick_other(sh, zh, idx, uu), pick)
@@ -418,7 +418,7 @@ def build_tariff(seed: int, geo: Geography, days: int) -> Tariff:
         for o in sorted(origins):
             ad_keys.append(h * n_countries + o)
             ad_rates.append(float(rng.choice(_AD_RATES)))
-            if hs6_codes[h][:2] in ("72", "73") and geo.codes[o] in ("CN", "IN") and rng.random() < 0.6:
+            if hs6_codes[h][:2] in ("39", "40", "72", "73", "76") and geo.codes[o] in ("CN", "IN") and rng.random() < 0.7:
                 cvd_keys.append(h * n_countries + o)
                 cvd_rates.append(float(np.round(rng.uniform(5, 30), 1)))
 
