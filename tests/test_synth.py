@@ -20,7 +20,7 @@ from sisam.synth import WorldSummary, generate_world
 from sisam.synth.actors import build_actors
 from sisam.synth.geography import geography
 from sisam.synth.inspection import INSPECTION_RATE, simulate
-from sisam.synth.mechanisms import SCHEMES, build_mechanisms
+from sisam.synth.mechanisms import build_mechanisms
 from sisam.synth.nomenclature import build_tariff
 from sisam.synth.trade import build_trade
 
@@ -112,6 +112,14 @@ def test_arguments_out_of_range_are_refused(tmp_path: Path) -> None:
     with pytest.raises(SisamError, match="days must be at least 1"):
         generate_world(100, 0, 1, tmp_path / "x")
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(("n_items", "days", "test_days"), [(1, 1, 0), (100, 1, 1), (300, 400, 0)])
+def test_tiny_and_odd_worlds_are_generated(tmp_path: Path, n_items: int, days: int, test_days: int) -> None:
+    summary = generate_world(n_items, days, 3, tmp_path / "w", test_days=test_days)
+    truth = pd.read_parquet(tmp_path / "w" / "truth.parquet")
+    assert summary.history_items + summary.test_items == n_items == len(truth)
+    assert len(pd.read_parquet(tmp_path / "w" / "rectified.parquet")) == summary.inspected_items
 
 
 def test_without_a_test_period_the_test_table_is_empty_but_typed(tmp_path: Path) -> None:
@@ -296,7 +304,6 @@ def test_schemes_stop_after_importers_are_caught() -> None:
     for mech in mechanisms:
         if mech.scheme < 0 or not mech.detected.any():
             continue
-        assert SCHEMES[mech.scheme]
         importers = trade.importer[mech.items]
         caught_day = {}
         for imp, d in zip(importers[mech.detected], trade.day[mech.items][mech.detected], strict=True):
