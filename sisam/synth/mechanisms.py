@@ -149,17 +149,14 @@ def balanced_pair_rates(importer: np.ndarray, heading: np.ndarray, n_history: in
     base = np.where(chosen, COMBINATION_LIFT, 1.0)
     r = np.ones(len(imp_ids))
     c = np.ones(len(head_ids))
+    has_rows, has_cols = row_total > 0, col_total > 0
     for _ in range(500):
-        m = base * r[imp_of_cell] * c[head_of_cell]
-        row = np.bincount(imp_of_cell, count * m, minlength=len(imp_ids))
-        r *= np.where(row_total > 0, row_total / np.maximum(row, 1e-300), 1.0)
-        m = base * r[imp_of_cell] * c[head_of_cell]
-        col = np.bincount(head_of_cell, count * m, minlength=len(head_ids))
-        c *= np.where(col_total > 0, col_total / np.maximum(col, 1e-300), 1.0)
-        m = base * r[imp_of_cell] * c[head_of_cell]
-        row = np.bincount(imp_of_cell, count * m, minlength=len(imp_ids))
-        if np.max(np.abs(row[row_total > 0] / row_total[row_total > 0] - 1.0), initial=0.0) < 1e-9:
+        row = np.bincount(imp_of_cell, count * base * r[imp_of_cell] * c[head_of_cell], minlength=len(imp_ids))
+        if np.max(np.abs(row[has_rows] / row_total[has_rows] - 1.0), initial=0.0) < 1e-9:
             break
+        r[has_rows] *= row_total[has_rows] / row[has_rows]
+        col = np.bincount(head_of_cell, count * base * r[imp_of_cell] * c[head_of_cell], minlength=len(head_ids))
+        c[has_cols] *= col_total[has_cols] / col[has_cols]
     m = base * r[imp_of_cell] * c[head_of_cell]
     return PairRates(importers=cell_imp[chosen], headings=cell_head[chosen], multiplier=m[inverse])
 
@@ -167,12 +164,9 @@ def balanced_pair_rates(importer: np.ndarray, heading: np.ndarray, n_history: in
 class _Builder:
     """Collects mechanisms, drawing each one's would-be values from the world's streams."""
 
-    def __init__(self, seed: int, trade: Trade, tariff: Tariff, actors: Actors, geo: Geography, history_days: int):
-        self.seed = seed
+    def __init__(self, seed: int, trade: Trade, actors: Actors, history_days: int):
         self.trade = trade
-        self.tariff = tariff
         self.actors = actors
-        self.geo = geo
         self.history_days = history_days
         self.v = trade.values
         self.rng = stream(seed, "mechanisms")
@@ -212,9 +206,6 @@ class _Builder:
             changes={f: would[items] for f, would in changes.items()},
             declaration_level=declaration_level, scheme=scheme))
 
-    def per_declaration(self, values: np.ndarray) -> np.ndarray:
-        return values[self.trade.decl]
-
     def decl_random(self, size: int | None = None) -> np.ndarray:
         n_decl = self.trade.n_declarations
         return self.rng.random(n_decl if size is None else (n_decl, size))[self.trade.decl]
@@ -223,7 +214,7 @@ class _Builder:
 def build_mechanisms(seed: int, trade: Trade, tariff: Tariff, actors: Actors, geo: Geography,
                      history_days: int) -> tuple[list[Mechanism], PairRates]:
     """Every error mechanism of the world, in the order they are applied."""
-    m = _Builder(seed, trade, tariff, actors, geo, history_days)
+    m = _Builder(seed, trade, actors, history_days)
     v, rng, n = trade.values, m.rng, trade.n
     imp, day, line = trade.importer, trade.day, v["line"]
     n_imp = actors.n_importers

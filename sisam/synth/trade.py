@@ -143,7 +143,7 @@ def _declaration_sizes(rng: np.random.Generator, n_items: int) -> np.ndarray:
 def _day_cdf(total_days: int) -> np.ndarray:
     """Cumulative activity over days: weekends quiet, a slow growth of trade."""
     t = np.arange(total_days)
-    weekday = (t + 0) % 7  # 2024-01-01 is a Monday
+    weekday = t % 7  # 2024-01-01 is a Monday
     factor = np.select([weekday == 5, weekday == 6], [0.25, 0.1], 1.0) * (1.0 + 0.25 * t / max(total_days, 1))
     return np.r_[0.0, np.cumsum(factor)]
 
@@ -247,9 +247,10 @@ def build_trade(seed: int, n_items: int, history_days: int, total_days: int, tar
     for a, agr in enumerate(AGREEMENTS):
         covered |= (agreement == a) & agr.covers(chapter)
     pref = np.where(covered & (rng.random(n_items) < 0.85), agreement + 1, 0)
-    capital_buyer = rng.random(n_items) < 0.35
+    # A third of the machines on a line with ex-tariffs are the very machine an ex describes.
+    matches_ex = rng.random(n_items) < 0.35
     ex_count = tariff.ex_count[line]
-    ex = np.where((ex_count > 0) & capital_buyer, 1 + np.floor(rng.random(n_items) * ex_count).astype(np.int64), 0)
+    ex = np.where((ex_count > 0) & matches_ex, 1 + np.floor(rng.random(n_items) * ex_count).astype(np.int64), 0)
     licence = np.where(tariff.licence[line], 1_000_000 + np.arange(n_items, dtype=np.int64) * 7, 0)
     item_day = day[decl]
     item_regime = np.where((chapter == 49) & (regime[decl] == NORMAL), EXEMPTION, regime[decl])
