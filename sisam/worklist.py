@@ -31,8 +31,8 @@ a value that slipped through escaping still could not run code or phone home.
 
 The entries are plain dataclasses (:class:`WorklistEntry`, :class:`WorklistError`,
 :class:`ReasoningRow`), so the page can be built from any source;
-:func:`entries_from_explanations` maps the explanation objects of ``sisam`` 's attribution
-step onto them by attribute name.
+:func:`entries_from_explanations` maps the explainer's ``ItemExplanation`` objects onto
+them by attribute name, so wiring the two together is one call.
 """
 
 from __future__ import annotations
