@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from sisam.engine import reference_counting as ref
 from sisam.engine.counting import count_factor
 from sisam.engine.counts import PatternCounts, merge
-from sisam.engine.keys import factor_keys, factor_salt, pattern_keys, stack_codes
+from sisam.engine.keys import SHAPE_BITS, factor_keys, factor_salt, pattern_keys, stack_codes
 from sisam.engine.lattice import build_lattice
 from sisam.engine.levels import level_codes, parse_level
 
@@ -225,6 +225,10 @@ def test_root_key_is_shared_and_shapes_never_collide() -> None:
     lattice = build_lattice(widths)
     keys = factor_keys("classification", codes, lattice)
     assert (keys[:, lattice.root] == keys[0, lattice.root]).all()
+    shape_bits = keys >> np.uint64(64 - SHAPE_BITS)
+    np.testing.assert_array_equal(
+        shape_bits, np.broadcast_to(np.arange(lattice.n_shapes), keys.shape)
+    )
     seen: dict[int, int] = {}
     for s in range(lattice.n_shapes):
         for key in np.unique(keys[:, s]).tolist():
@@ -247,6 +251,9 @@ def test_pattern_keys_ignore_padding_and_check_widths() -> None:
     )
     with pytest.raises(ValueError, match="level counts"):
         factor_keys("f", codes, build_lattice((1, 1)))
+    too_many = np.zeros((257, 2), dtype=np.int8)  # the shape must fit the key's top byte
+    with pytest.raises(ValueError, match="256 shapes"):
+        pattern_keys(stacked, too_many, lattice.level_counts, salt)
 
 
 # -------------------------------------------------------------------------- counting

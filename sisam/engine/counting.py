@@ -10,35 +10,35 @@ weights.
 How, and why so:
 
 * Shape by shape, in an *ordered* hash table. A pattern's home slot is the top bits of
-  its key, and collisions probe forward (linear probing). Keys are uniformly spread, so
-  the top bits hash as well as any, and the table ends up almost sorted by key: reading
-  it slot by slot and repairing the few local inversions (insertion sort) gives the
-  shape's patterns in key order without sorting them. The table starts small and
-  doubles at half load, so the coarse shapes (the root, the HS chapter...) stay in cache
-  and only the finest shapes pay for a table of the items' size. Accumulators live in
-  the table's own slots: one probe per item, no indirection.
+  its key, below the bits that all keys of the shape share (its shape index), and
+  collisions probe forward (linear probing). Those bits are uniformly spread, so they
+  hash as well as any, and the table ends up almost sorted by key: reading it slot by
+  slot and repairing the few local inversions (insertion sort) gives the shape's
+  patterns in key order without sorting them. The table starts small and doubles at
+  half load, so the coarse shapes (the root, the HS chapter...) stay in cache and only
+  the finest shapes pay for a table of the items' size. Accumulators live in the
+  table's own slots: one probe per item, no indirection.
 * Errors are sparse. Most labelled items have no error and those that do have a few, so
   error counts come only from the (item, label) pairs equal to 1, grouped by pattern
   with a counting sort (linear time), never through a dense [patterns, labels] array.
-* Each shape's sorted patterns are appended to one arena (no per-shape arrays to
-  concatenate), and a single merge pass cuts the key space into buckets by the keys' top
-  bits and interleaves the shapes bucket by bucket, reading every shape front to back.
-* Memory is allocated by numpy on the Python side, handed to the kernels and reused
-  from shape to shape (two sets of table buffers, one transposed block of keys): fresh
-  memory costs page faults, hundreds of megabytes of them per factor, while reused
-  memory costs one clearing pass. numpy also asks the kernel for huge pages, which keeps
-  random probes into a large table cheap on the TLB.
-* Keys of different shapes never coincide in practice (the shape is mixed into the
-  key); should two patterns share a key all the same (a 64-bit collision), their counts
-  are added, exactly what ``counts.merge`` would do.
+* Each shape's sorted patterns are appended to one arena. Keys made by ``pattern_keys``
+  hold their shape index in their top bits, so shape after shape the arena is already in
+  key order and is the result as it stands. Keys made otherwise (by hand in tests, say)
+  are interleaved by a merge that cuts the key space into buckets by the keys' top bits
+  and sorts bucket by bucket, reading every shape front to back. Two patterns sharing a
+  key (a collision of the hash, or keys made so) are one pattern: their counts add up,
+  exactly as ``counts.merge`` would add them.
+* Memory is allocated by numpy on the Python side, handed to the kernels and reused from
+  shape to shape (two sets of table buffers, one transposed block of keys): fresh memory
+  costs page faults, hundreds of megabytes of them per factor, while reused memory costs
+  one clearing pass. numpy also asks the kernel for huge pages, which keeps random
+  probes into a large table cheap on the TLB.
 
 Additivity is the contract: ``count_factor(A + B) == merge(count_factor(A),
 count_factor(B))`` exactly whenever the weights are integers (sums of integer-valued
 floats below 2**53 are exact in any order).
 
 The kernels release the GIL: several factors can be counted side by side on threads.
-Keys that are not well mixed (small hand-made integers) are counted correctly but slowly,
-as they all share their top bits.
 """
 
 from __future__ import annotations
@@ -56,11 +56,13 @@ _ROWS_PER_BUCKET = 512  # rows of one merge bucket: sorted in cache
 
 
 @nb.njit(inline="always", nogil=True)
-def _find(table_keys, table_N, key, shift):
+def _find(table_keys, table_N, key, skip, shift):
     """Slot holding ``key`` or the empty slot where it belongs; -1 if probing ran off the
-    end of the table (the caller grows it). An empty slot has N == 0: only items of
-    positive weight are counted, so an occupied slot always has N > 0."""
-    slot = np.int64(key >> shift)
+    end of the table (the caller grows it). The home slot is the key's top bits after the
+    ``skip`` bits that every key of the shape shares (its shape index, ``keys.py``). An
+    empty slot has N == 0: only items of positive weight are counted, so an occupied slot
+    always has N > 0."""
+    slot = np.int64((key << skip) >> shift)
     size = table_keys.shape[0]
     while slot < size:
         if table_N[slot] == 0.0 or table_keys[slot] == key:
@@ -70,21 +72,23 @@ def _find(table_keys, table_N, key, shift):
 
 
 @nb.njit(cache=True, nogil=True)
-def _insert_items(column, weights, labelled, table_keys, table_N, table_n, bits, n_pat, start):
+def _insert_items(
+    column, weights, labelled, table_keys, table_N, table_n, skip, bits, n_pat, start
+):
     """Add items ``start``, ``start + 1``, ... of a shape's key ``column`` to the table
     until the end, or until the table must grow; returns (first item not added, patterns).
 
     Growing is left to the caller on purpose: a hot loop that may rebind its arrays makes
     numba maintain reference counts on every iteration, several times slower.
     """
-    shift = np.uint64(64 - bits)
+    skip, shift = np.uint64(skip), np.uint64(64 - bits)
     max_patterns = (1 << bits) // 2  # load at most one half: probes stay short
     for i in range(start, column.shape[0]):
         w = weights[i]
         if w == 0.0:
             continue
         key = column[i]
-        slot = _find(table_keys, table_N, key, shift)
+        slot = _find(table_keys, table_N, key, skip, shift)
         if slot < 0:
             return i, n_pat
         if table_N[slot] == 0.0:
@@ -99,12 +103,12 @@ def _insert_items(column, weights, labelled, table_keys, table_N, table_n, bits,
 
 
 @nb.njit(cache=True, nogil=True)
-def _rehash(old_keys, old_N, old_n, new_keys, new_N, new_n, bits):
+def _rehash(old_keys, old_N, old_n, new_keys, new_N, new_n, skip, bits):
     """Move every pattern into the (empty) larger table; False if probing ran off its end."""
-    shift = np.uint64(64 - bits)
+    skip, shift = np.uint64(skip), np.uint64(64 - bits)
     for old in range(old_keys.shape[0]):
         if old_N[old] != 0.0:
-            slot = _find(new_keys, new_N, old_keys[old], shift)
+            slot = _find(new_keys, new_N, old_keys[old], skip, shift)
             if slot < 0:
                 return False
             new_keys[slot] = old_keys[old]
@@ -115,7 +119,7 @@ def _rehash(old_keys, old_N, old_n, new_keys, new_N, new_n, bits):
 
 @nb.njit(cache=True, nogil=True)
 def _read_out(
-    table_keys, table_N, table_n, bits, n_pat,
+    table_keys, table_N, table_n, skip, bits, n_pat,
     column, weights, err_items, err_ptr, err_labels,
     a_keys, a_n, a_N, a_ptr, a_label, a_k, row0, nnz0,
     row_of_slot, scratch,
@@ -133,7 +137,7 @@ def _read_out(
     left untouched when there are no errors to place.
     """
     n_err_items = err_items.shape[0]
-    shift = np.uint64(64 - bits)
+    skip, shift = np.uint64(skip), np.uint64(64 - bits)
     r = 0
     for slot in range(table_keys.shape[0]):
         if table_N[slot] != 0.0:
@@ -144,7 +148,7 @@ def _read_out(
                 a_n[j] = a_n[j - 1]
                 if n_err_items:
                     # The displaced pattern sits a few slots back: still in cache.
-                    row_of_slot[_find(table_keys, table_N, a_keys[j], shift)] = j - row0
+                    row_of_slot[_find(table_keys, table_N, a_keys[j], skip, shift)] = j - row0
                 j -= 1
             a_keys[j], a_N[j], a_n[j] = key, table_N[slot], table_n[slot]
             if n_err_items:
@@ -154,7 +158,7 @@ def _read_out(
     item_row = np.empty(n_err_items, dtype=np.int64)
     bucket_start = np.zeros(n_pat + 1, dtype=np.int64)
     for j in range(n_err_items):
-        item_row[j] = row_of_slot[_find(table_keys, table_N, column[err_items[j]], shift)]
+        item_row[j] = row_of_slot[_find(table_keys, table_N, column[err_items[j]], skip, shift)]
         bucket_start[item_row[j] + 1] += err_ptr[j + 1] - err_ptr[j]
     for row in range(n_pat):
         bucket_start[row + 1] += bucket_start[row]
@@ -338,6 +342,7 @@ class _Table:
     keys: np.ndarray
     N: np.ndarray
     n: np.ndarray
+    skip: int
     bits: int
     side: int
 
@@ -351,7 +356,7 @@ class _Tables:
         self._buffers: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = [None, None]
         self._row_of_slot = np.empty(0, dtype=np.int64)
 
-    def empty(self, bits: int, side: int = 0, spill: int | None = None) -> _Table:
+    def empty(self, skip: int, bits: int, side: int = 0, spill: int | None = None) -> _Table:
         size = (1 << bits) + (max(64, (1 << bits) >> 4) if spill is None else spill)
         buffers = self._buffers[side]
         if buffers is None or buffers[0].shape[0] < size:
@@ -360,17 +365,17 @@ class _Tables:
         keys, N, n = (b[:size] for b in buffers)
         N.fill(0.0)
         n.fill(0.0)
-        return _Table(keys, N, n, bits, side)
+        return _Table(keys, N, n, skip, bits, side)
 
     def grown(self, table: _Table) -> _Table:
         """Twice the home slots, the same patterns, in the other set of buffers."""
-        bigger = self.empty(table.bits + 1, 1 - table.side)
+        bigger = self.empty(table.skip, table.bits + 1, 1 - table.side)
         while not _rehash(
-            table.keys, table.N, table.n, bigger.keys, bigger.N, bigger.n, bigger.bits
+            table.keys, table.N, table.n, bigger.keys, bigger.N, bigger.n, bigger.skip, bigger.bits
         ):
             # Only keys that are not well mixed (hand-made ones in tests) pile up so.
             spill = 2 * (bigger.keys.shape[0] - (1 << bigger.bits))
-            bigger = self.empty(bigger.bits, bigger.side, spill)
+            bigger = self.empty(bigger.skip, bigger.bits, bigger.side, spill)
         return bigger
 
     def row_of_slot(self, table: _Table) -> np.ndarray:
@@ -426,6 +431,15 @@ def _grown(array: np.ndarray, size: int, used: int) -> np.ndarray:
     out = np.empty(size, dtype=array.dtype)
     out[:used] = array[:used]
     return out
+
+
+def _shared_top_bits(column: np.ndarray) -> int:
+    """How many leading bits all keys of a shape share (8 for ``pattern_keys``: the shape
+    index); the table hashes by the bits below them, which are spread."""
+    if column.size == 0:
+        return 0
+    spread = int(column.min()) ^ int(column.max())
+    return 64 - spread.bit_length() if spread else 0
 
 
 def count_factor(
@@ -486,19 +500,19 @@ def count_factor(
         width = min(_SHAPES_PER_BLOCK, n_shapes - first)
         np.copyto(block[:width], keys[:, first : first + width].T)
         for column in block[:width]:
-            table = tables.empty(_FIRST_BITS)
+            table = tables.empty(_shared_top_bits(column), _FIRST_BITS)
             start, n_pat = 0, 0
             while True:
                 start, n_pat = _insert_items(
-                    column, weights, labelled, table.keys, table.N, table.n, table.bits,
-                    n_pat, start,
+                    column, weights, labelled, table.keys, table.N, table.n, table.skip,
+                    table.bits, n_pat, start,
                 )  # fmt: skip
                 if start == n_items:
                     break
                 table = tables.grown(table)
             arena.reserve(n_pat, n_pairs)
             arena.rows, arena.entries = _read_out(
-                table.keys, table.N, table.n, table.bits, n_pat,
+                table.keys, table.N, table.n, table.skip, table.bits, n_pat,
                 column, weights, err_items, err_ptr, err_labels,
                 arena.keys, arena.n, arena.N, arena.err_ptr, arena.err_label, arena.err_k,
                 arena.rows, arena.entries,
@@ -513,6 +527,20 @@ def count_factor(
 def _merge(arena: _Arena, part_start: np.ndarray, scratch: np.ndarray) -> PatternCounts:
     """One ``PatternCounts`` from the arena's sorted parts (see ``_merge_parts``)."""
     rows, entries = arena.rows, arena.entries
+    filled = np.flatnonzero(np.diff(part_start) > 0)
+    firsts, lasts = arena.keys[part_start[filled]], arena.keys[part_start[filled + 1] - 1]
+    if (lasts[:-1] < firsts[1:]).all():
+        # Keys from ``pattern_keys`` carry their shape in their top bits, so the shapes,
+        # counted in order, are already in key order: the arena is the result. Its
+        # arrays were reserved larger; the unused tail was never touched.
+        return PatternCounts(
+            arena.keys[:rows],
+            arena.n[:rows],
+            arena.N[:rows],
+            arena.err_ptr[: rows + 1],
+            arena.err_label[:entries],
+            arena.err_k[:entries],
+        )
     bucket_bits = min(20, max(0, int(rows // _ROWS_PER_BUCKET).bit_length() - 1))
     edges = np.arange(1 << bucket_bits, dtype=np.uint64)
     if bucket_bits:

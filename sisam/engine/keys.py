@@ -2,16 +2,22 @@
 
 An item's pattern at a shape is its values at the shape's levels, the wildcard attributes
 left out (hpb.md, "Patterns and the lattice"). Counting and scoring never compare the
-values themselves: they compare keys, which mix
+values themselves: they compare keys. A key is
 
-    the factor's salt  (two factors over the same attributes keep separate counts),
-    the shape's index  (the same codes at two shapes are two patterns), and
-    the level codes of the attributes not at ``*``, in attribute order,
+    top 8 bits    the shape's index (a lattice has at most 256 shapes), and
+    low 56 bits   splitmix64's finaliser folded over the factor's salt, the shape's
+                  index and the level codes of the attributes not at ``*``, in
+                  attribute order.
 
-with splitmix64's finaliser, so that a key is as good as a random 64-bit number: two
-distinct patterns of a factor share a key with probability about P**2 / 2**65 (1e-5 for
-twenty million patterns), and a shared key merely adds two patterns' counts together.
-The root's key depends on the salt alone: every item matches the root.
+The salt keeps two factors over the same attributes apart. The shape in the top bits
+makes keys of different shapes different by construction, and it sorts a factor's keys
+shape by shape: counting emits each shape's patterns sorted and needs no merge to sort
+them all (``counting.py``). Within a shape the low bits are as good as random: two
+distinct patterns of one shape share a key with probability about P**2 / 2**57 (1e-5 for
+a shape of a million patterns), and a shared key merely adds two patterns' counts
+together, as ``counts.merge`` would. The low bits stay well mixed for hash tables that
+index by them (``hashtable.py``). The root's key depends on the salt alone: every item
+matches the root.
 
 Level codes come from ``levels.level_codes``; the lattice from ``lattice.build_lattice``.
 """
@@ -28,6 +34,9 @@ from sisam.engine.lattice import Lattice
 from sisam.engine.levels import GAMMA
 
 _GAMMA = np.uint64(GAMMA)
+#: Bits of a key holding its shape index.
+SHAPE_BITS = 8
+_LOW_BITS = np.uint64(64 - SHAPE_BITS)
 
 
 def factor_salt(name: str) -> np.uint64:
@@ -49,8 +58,14 @@ def mix(x):
 
 @nb.njit(inline="always", nogil=True)
 def shape_seed(salt, shape):
-    """Key of shape ``shape`` before any attribute is mixed in: the root's key."""
+    """The fold's starting value at shape ``shape``, before any attribute is mixed in."""
     return mix(salt + np.uint64(shape + 1) * _GAMMA)
+
+
+@nb.njit(inline="always", nogil=True)
+def with_shape(shape, folded):
+    """The key: ``shape`` in the top bits, the top of the folded mix below it."""
+    return (np.uint64(shape) << _LOW_BITS) | (folded >> np.uint64(SHAPE_BITS))
 
 
 @nb.njit(cache=True, nogil=True)
@@ -69,6 +84,8 @@ def pattern_keys(codes, lattice_levels, level_counts, salt):
     """
     n, n_attr = codes.shape[0], codes.shape[1]
     n_shapes = lattice_levels.shape[0]
+    if n_shapes > 1 << SHAPE_BITS:
+        raise ValueError("a lattice of more than 256 shapes does not fit the keys' shape bits")
     seeds = np.empty(n_shapes, dtype=np.uint64)
     for s in range(n_shapes):
         seeds[s] = shape_seed(salt, s)
@@ -80,7 +97,7 @@ def pattern_keys(codes, lattice_levels, level_counts, salt):
                 level = lattice_levels[s, a]
                 if level < level_counts[a]:
                     key = mix(key ^ codes[i, a, level])
-            out[i, s] = key
+            out[i, s] = with_shape(s, key)
     return out
 
 

@@ -117,10 +117,10 @@ def code_of(level: str, value: tuple[int, object]) -> int:
 def pattern_key(salt: int, shape: int, codes: Sequence[int]) -> int:
     """Key of the pattern with level ``codes`` (non-wildcard attributes, in attribute
     order) at ``shape`` of the factor salted ``salt`` (twin of ``keys.pattern_keys``)."""
-    key = mix64_int(int(salt) + (shape + 1) * GAMMA)
+    folded = mix64_int(int(salt) + (shape + 1) * GAMMA)
     for code in codes:
-        key = mix64_int(key ^ code)
-    return key
+        folded = mix64_int(folded ^ code)
+    return (shape << 56) | (folded >> 8)  # the shape in the top 8 bits
 
 
 def count_patterns(
