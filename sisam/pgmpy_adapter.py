@@ -364,7 +364,10 @@ def export_network(
     needed = {a.column for a in knowledge.attributes.values() if _in_some_factor(knowledge, a)}
     missing = sorted(needed - set(frame.columns))
     if missing:
-        raise SisamError(f"the frame lacks columns {missing}, read by the catalog's attributes")
+        raise SisamError(
+            f"export of {label!r}: the frame lacks columns {missing}; expected every column "
+            "the catalog's attributes read (sisam scores all factors)"
+        )
     if len(frame) == 0:
         raise SisamError(f"export of {label!r}: expected a frame with at least one item; got none")
     template = frame.iloc[[0]]

@@ -262,3 +262,11 @@ def test_a_counted_stand_in_is_refused(knowledge: Knowledge) -> None:
 def test_importing_the_adapter_does_not_import_pgmpy() -> None:
     code = "import sys, sisam.pgmpy_adapter; assert 'pgmpy' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
+
+
+def test_a_frame_without_a_column_sisam_reads_is_refused(
+    world: tuple[pd.DataFrame, Scorer],
+) -> None:
+    frame, scorer = world
+    with pytest.raises(SisamError, match=r"lacks columns \['broker_id'\]"):
+        export_network(scorer, "hs_code", frame.drop(columns="broker_id"))
