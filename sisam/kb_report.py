@@ -26,11 +26,11 @@ def render_info(facts: dict[str, Any]) -> str:
         f"  patterns         {facts['n_patterns']:,} ({facts['n_error_entries']:,} error entries)"
         + (f", {per_pattern:.1f} bytes per pattern" if per_pattern else ""),
         "",
-        f"  {'factor':<18}{'attributes':<48}{'patterns':>12}{'errors':>11}{'size':>12}",
+        f"  {'factor':<18}{'attributes':<58}{'patterns':>12}{'errors':>11}{'size':>12}",
     ]
     for name, f in facts["factors"].items():
         attributes = " x ".join(f"{a}({m})" for a, m in zip(f["attributes"], f["level_counts"], strict=True))
-        lines.append(f"  {name:<18}{attributes:<48}{f['n_patterns']:>12,}{f['n_error_entries']:>11,}{_bytes(f['bytes']):>12}")
+        lines.append(f"  {name:<18}{attributes:<58}{f['n_patterns']:>12,}{f['n_error_entries']:>11,}{_bytes(f['bytes']):>12}")
     lines += ["", "  coefficients (min / median / max over labels)"]
     for name, summary in facts["coefficients"].items():
         parts = [f"{k} {v['min']:g} / {v['median']:g} / {v['max']:g}" for k, v in summary.items()]

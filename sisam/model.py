@@ -37,11 +37,11 @@ from sisam.declarations import iter_declarations, read_declarations, read_pair
 from sisam.encoding import Encoder, FactorPlan, factor_plans
 from sisam.engine.counting import count_factor
 from sisam.engine.counts import PatternCounts, merge
-from sisam.engine.fit import FitResult, fit_coefficients
 from sisam.engine.hashtable import KeyIndex, build_index
 from sisam.engine.hpb import factor_log_odds
 from sisam.engine.network import network_probabilities
 from sisam.errors import SisamError
+from sisam.fitting import FitResult, fit_coefficients
 from sisam.knowledge import Knowledge, load_knowledge
 from sisam.labels import label_matrix
 
@@ -116,12 +116,12 @@ def _fit(
     seed: int,
 ) -> FitResult:
     return fit_coefficients(
-        knowledge,
         {name: plan.lattice for name, plan in plans.items()},
         counts,
         {name: build_index(c.keys) for name, c in counts.items()},
         inspected_keys,
         inspected_labels,
+        network_membership(knowledge),
         sample=sample,
         seed=seed,
     )
