@@ -8,10 +8,12 @@ popularity over about 10,000 HS lines grouped in chapters and headings, 100,000 
 the 30 errors with probability 0.5 % (the "any" label is their union).
 
 Timed, as the median of ``--runs`` runs: ``level_codes`` of the four attributes,
-``factor_keys`` (uint64[n, 40]) and ``count_factor``. The peak memory of each stage is the
-largest resident set above the one before the stage, sampled every 2 ms. Then, once,
+``factor_keys`` (uint64[n, 40]), ``count_factor`` of those keys, and
+``count_factor_codes``, which keys and counts a block of shapes at a time from the codes
+(the same counts, bit for bit, without the keys array). The peak memory of each stage is
+the largest resident set above the one before the stage, sampled every 2 ms. Then, once,
 ``--factors`` factors of the same size (six by default, the scale of a full learning) are
-keyed and counted one after another, as ``sisam learn`` does.
+counted from their codes one after another, as ``sisam learn`` would.
 
     PYTHONPATH=. python benchmarks/bench_counting.py [--items 1000000] [--runs 3]
 
@@ -22,6 +24,7 @@ start is recorded with the figures.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -37,7 +40,8 @@ import numba as nb
 import numpy as np
 import pandas as pd
 
-from sisam.engine.counting import count_factor
+from sisam.engine.counting import count_factor, count_factor_codes
+from sisam.engine.counts import PatternCounts
 from sisam.engine.keys import factor_keys
 from sisam.engine.lattice import build_lattice
 from sisam.engine.levels import level_codes
@@ -126,6 +130,14 @@ def measure(function: Callable[[], Any], runs: int) -> tuple[Any, dict[str, Any]
     }
 
 
+def digest(counts: PatternCounts) -> str:
+    """SHA-256 of every array of ``counts``: equal digests, equal counts."""
+    sha = hashlib.sha256()
+    for array in counts:
+        sha.update(np.ascontiguousarray(array).tobytes())
+    return sha.hexdigest()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--items", type=int, default=1_000_000)
@@ -148,6 +160,7 @@ def main() -> None:
     # Compile (or load the cached kernels) outside the clock.
     small = [level_codes(frame[c][:100], levels, "nominal") for c, levels in attributes]
     count_factor(factor_keys("warm-up", small, lattice), labels[:100])
+    count_factor_codes("warm-up", small, lattice, labels[:100])
 
     def codes() -> list[np.ndarray]:
         return [level_codes(frame[c], levels, "nominal") for c, levels in attributes]
@@ -158,11 +171,17 @@ def main() -> None:
     )
     count = partial(count_factor, keys, labels)
     counts, count_stats = measure(count, args.runs)
-    del count, keys  # the factors below bring their own keys
+    summary = (counts.n_patterns, int(counts.err_label.size), digest(counts))
+    del count, keys, counts  # each stage starts with the memory of the one before free
+    fused = partial(count_factor_codes, "classification", attribute_codes, lattice, labels)
+    fused_counts, fused_stats = measure(fused, args.runs)
+    if digest(fused_counts) != summary[2]:
+        raise AssertionError("count_factor_codes and count_factor disagree")
+    del fused, fused_counts
 
     def learn_factors() -> None:
         for f in range(args.factors):
-            count_factor(factor_keys(f"factor_{f}", attribute_codes, lattice), labels)
+            count_factor_codes(f"factor_{f}", attribute_codes, lattice, labels)
 
     _, factors_stats = measure(learn_factors, 1)
 
@@ -170,13 +189,17 @@ def main() -> None:
     result = {
         "items": n,
         "shapes": lattice.n_shapes,
-        "patterns": counts.n_patterns,
-        "error_entries": int(counts.err_label.size),
+        "patterns": summary[0],
+        "error_entries": summary[1],
         "inspected": int((labels[:, 0] >= 0).sum()),
         "level_codes": {**codes_stats, "items_per_s": round(n / codes_stats["seconds_median"])},
         "pattern_keys": {**keys_stats, "items_per_s": round(n / keys_stats["seconds_median"])},
         "count_factor": {**count_stats, "items_per_s": round(n / count_stats["seconds_median"])},
-        f"keys_and_count_{args.factors}_factors": factors_stats,
+        "count_factor_codes": {
+            **fused_stats,
+            "items_per_s": round(n / fused_stats["seconds_median"]),
+        },
+        f"count_factor_codes_{args.factors}_factors": factors_stats,
         "machine": {
             "platform": platform.platform(),
             "python": platform.python_version(),

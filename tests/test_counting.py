@@ -16,9 +16,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sisam.engine import reference_counting as ref
-from sisam.engine.counting import count_factor
+from sisam.engine.counting import count_factor, count_factor_codes
 from sisam.engine.counts import PatternCounts, merge
-from sisam.engine.keys import SHAPE_BITS, factor_keys, factor_salt, pattern_keys, stack_codes
+from sisam.engine.keys import (
+    SHAPE_BITS,
+    factor_keys,
+    factor_salt,
+    pattern_keys,
+    pattern_keys_block,
+    stack_codes,
+)
 from sisam.engine.lattice import build_lattice
 from sisam.engine.levels import level_codes, parse_level
 
@@ -237,6 +244,18 @@ def test_root_key_is_shared_and_shapes_never_collide() -> None:
     assert not set(other.ravel().tolist()) & set(seen), "factors keep their keys apart"
 
 
+def test_a_block_of_keys_is_a_slice_of_the_keys_transposed() -> None:
+    rng = np.random.default_rng(3)
+    widths = (4, 1, 1, 1)
+    lattice = build_lattice(widths)
+    codes = stack_codes([rng.integers(0, 2**63, (50, m)).astype(np.uint64) for m in widths])
+    salt = factor_salt("f")
+    keys = pattern_keys(codes, lattice.levels, lattice.level_counts, salt)
+    block = np.empty((7, 50), dtype=np.uint64)
+    pattern_keys_block(codes, lattice.levels, lattice.level_counts, salt, 30, block)
+    np.testing.assert_array_equal(block, keys[:, 30:37].T)
+
+
 def test_pattern_keys_ignore_padding_and_check_widths() -> None:
     codes = [np.arange(6, dtype=np.uint64).reshape(3, 2), np.arange(3, dtype=np.uint64)[:, None]]
     lattice = build_lattice((2, 1))
@@ -266,6 +285,11 @@ def test_counting_matches_the_reference(seed: int, n: int) -> None:
     columns, labels, weights = world(seed, n)
     counts = count_factor(world_keys(columns), labels, weights)
     lattice = build_lattice([len(levels) for levels, _ in ATTRIBUTES])
+    codes = [
+        level_codes(pd.Series(col, dtype=object), levels, kind)
+        for col, (levels, kind) in zip(columns, ATTRIBUTES, strict=True)
+    ]
+    assert_counts_equal(count_factor_codes("f", codes, lattice, labels, weights), counts)
     expected = ref.count_patterns(
         columns, ATTRIBUTES, lattice, int(factor_salt("f")), labels, weights
     )

@@ -82,23 +82,47 @@ def pattern_keys(codes, lattice_levels, level_counts, salt):
     memory, and a busy second core stalls the team); callers that want both cores can
     key two factors at once, as the kernel releases the GIL.
     """
-    n, n_attr = codes.shape[0], codes.shape[1]
     n_shapes = lattice_levels.shape[0]
     if n_shapes > 1 << SHAPE_BITS:
         raise ValueError("a lattice of more than 256 shapes does not fit the keys' shape bits")
+    seeds = _seeds(salt, n_shapes)
+    out = np.empty((codes.shape[0], n_shapes), dtype=np.uint64)
+    for i in range(codes.shape[0]):
+        for s in range(n_shapes):
+            out[i, s] = _key(codes, i, s, lattice_levels, level_counts, seeds)
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def pattern_keys_block(codes, lattice_levels, level_counts, salt, first, out):
+    """``out[j, i]`` = the key of item i at shape ``first + j``, for the ``out.shape[0]``
+    shapes from ``first``: ``pattern_keys`` transposed and restricted to a block of
+    shapes, for counting, which reads shape by shape and need not hold every key."""
+    n_shapes = lattice_levels.shape[0]
+    if n_shapes > 1 << SHAPE_BITS:
+        raise ValueError("a lattice of more than 256 shapes does not fit the keys' shape bits")
+    seeds = _seeds(salt, n_shapes)
+    for i in range(codes.shape[0]):
+        for j in range(out.shape[0]):
+            out[j, i] = _key(codes, i, first + j, lattice_levels, level_counts, seeds)
+
+
+@nb.njit(inline="always", nogil=True)
+def _seeds(salt, n_shapes):
     seeds = np.empty(n_shapes, dtype=np.uint64)
     for s in range(n_shapes):
         seeds[s] = shape_seed(salt, s)
-    out = np.empty((n, n_shapes), dtype=np.uint64)
-    for i in range(n):
-        for s in range(n_shapes):
-            key = seeds[s]
-            for a in range(n_attr):
-                level = lattice_levels[s, a]
-                if level < level_counts[a]:
-                    key = mix(key ^ codes[i, a, level])
-            out[i, s] = with_shape(s, key)
-    return out
+    return seeds
+
+
+@nb.njit(inline="always", nogil=True)
+def _key(codes, i, s, lattice_levels, level_counts, seeds):
+    key = seeds[s]
+    for a in range(codes.shape[1]):
+        level = lattice_levels[s, a]
+        if level < level_counts[a]:
+            key = mix(key ^ codes[i, a, level])
+    return with_shape(s, key)
 
 
 def stack_codes(attribute_codes: Sequence[np.ndarray]) -> np.ndarray:
@@ -122,12 +146,20 @@ def factor_keys(name: str, attribute_codes: Sequence[np.ndarray], lattice: Latti
     """uint64[n, S] pattern keys of the factor ``name`` whose attributes have the level
     codes ``attribute_codes`` (one uint64[n, m_a] per attribute, factor order) and whose
     lattice is ``lattice`` (``build_lattice`` of the m_a)."""
+    return pattern_keys(
+        factor_codes(name, attribute_codes, lattice),
+        lattice.levels,
+        lattice.level_counts,
+        factor_salt(name),
+    )
+
+
+def factor_codes(name: str, attribute_codes: Sequence[np.ndarray], lattice: Lattice) -> np.ndarray:
+    """``stack_codes(attribute_codes)``, checked against the factor's lattice."""
     widths = tuple(c.shape[1] for c in attribute_codes)
     expected = tuple(int(m) for m in lattice.level_counts)
     if widths != expected:
         raise ValueError(
             f"factor {name!r}: the lattice expects level counts {expected}, the codes have {widths}"
         )
-    return pattern_keys(
-        stack_codes(attribute_codes), lattice.levels, lattice.level_counts, factor_salt(name)
-    )
+    return stack_codes(attribute_codes)
