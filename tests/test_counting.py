@@ -31,9 +31,15 @@ from sisam.engine.levels import level_codes, parse_level
 
 ROOT = Path(__file__).resolve().parents[1]
 # Kernels compile on their first call; examples are small, so only that call is slow.
-SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Derandomized: the same examples on every run (the house rule: every random choice
+# takes a seed), so that a failure is reproducible and CI cannot fail by chance.
+SETTINGS = settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
-HS = ("value", "prefix:6", "prefix:4", "prefix:2")
 ATTRIBUTES = [  # (levels, type) of a small factor touching every kind of level
     (("value", "prefix:4", "prefix:2"), "nominal"),
     (("value",), "nominal"),
