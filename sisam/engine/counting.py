@@ -468,7 +468,8 @@ def count_factor(
 
     Returns the ``PatternCounts`` of every pattern met: ``N`` sums the weights of all
     items matching it, ``n`` those of the labelled ones, ``k`` those of the labelled ones
-    having each error.
+    having each error. Its arrays may be views of larger buffers whose tails were
+    reserved but never written (no memory is resident there).
     """
     keys = np.asarray(keys)
     if keys.ndim != 2 or keys.dtype != np.uint64:

@@ -20,6 +20,8 @@ index by them (``hashtable.py``). The root's key depends on the salt alone: ever
 matches the root.
 
 Level codes come from ``levels.level_codes``; the lattice from ``lattice.build_lattice``.
+Keys are stored in knowledge bases: any change to how they are made is a change of
+``levels.CODE_VERSION``.
 """
 
 from __future__ import annotations

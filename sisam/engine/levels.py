@@ -21,8 +21,9 @@ splitmix64 finaliser together with a salt derived from the level's name. The lev
 keeps "84" as a two-character prefix apart from "84" as a full value. Codes do not depend
 on the attribute: a factor's key tells its attributes apart by position.
 
-Changing anything here changes every code, hence every key: knowledge bases record
-``CODE_VERSION`` and must be relearnt when it moves.
+Changing anything here changes every code, hence every key: a knowledge base is only
+valid with the ``CODE_VERSION`` it was learnt with (it should record it and refuse to be
+read under another one), and must be relearnt when that moves.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ import numpy as np
 import pandas as pd
 from pandas.util import hash_array
 
-#: Version of the coding scheme below; bump it whenever a code could change.
+#: Version of the coding scheme: the level codes below and the pattern keys built from
+#: them (``keys.py``). Bump it whenever a code or a key could change.
 CODE_VERSION = 1
 
 #: Level kinds allowed per attribute type; ``value`` is allowed for every type.
