@@ -223,6 +223,11 @@ def test_pattern_keys_match_the_reference(seed: int, n: int, name: str) -> None:
     lattice = build_lattice(widths)
     keys = factor_keys(name, codes, lattice)
     salt = int(factor_salt(name))
+    stacked, small_salt = stack_codes(codes), salt >> 1  # a Python int below 2**63 too
+    np.testing.assert_array_equal(
+        pattern_keys(stacked, lattice.levels, lattice.level_counts, small_salt),
+        pattern_keys(stacked, lattice.levels, lattice.level_counts, np.uint64(small_salt)),
+    )
     for i in range(n):
         for s in range(lattice.n_shapes):
             present = [

@@ -111,9 +111,12 @@ def pattern_keys_block(codes, lattice_levels, level_counts, salt, first, out):
 
 @nb.njit(inline="always", nogil=True)
 def _seeds(salt, n_shapes):
+    # A salt given as a Python int arrives as int64, and int64 + uint64 is float64 in
+    # numba: make it unsigned before any arithmetic.
+    unsigned_salt = np.uint64(salt)
     seeds = np.empty(n_shapes, dtype=np.uint64)
     for s in range(n_shapes):
-        seeds[s] = shape_seed(salt, s)
+        seeds[s] = shape_seed(unsigned_salt, s)
     return seeds
 
 
