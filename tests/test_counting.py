@@ -391,9 +391,10 @@ def test_equal_keys_add_up_like_merge() -> None:
 
 @pytest.mark.parametrize("mixed", [True, False])
 def test_large_enough_to_grow_tables_and_bucket_the_merge(mixed: bool) -> None:
-    """Thousands of patterns: tables double several times and the merge works in many
-    buckets. Unmixed keys (small integers) pile up in the first slots and take the slow
-    but correct paths."""
+    """Thousands of patterns: tables double several times, and since these keys do not
+    carry their shape in their top bits, the shapes are interleaved by the general merge
+    in many buckets. Small integers (unmixed) share most of their top bits: the tables
+    hash by the bits below, and the merge's bins degrade to insertion sort."""
     rng = np.random.default_rng(11)
     n, n_shapes = 3000, 4
     keys = rng.integers(0, 2500, (n, n_shapes)).astype(np.uint64) * np.uint64(n_shapes)
