@@ -24,6 +24,7 @@ from typing import Any
 
 from sisam.contract import COLUMNS, ERROR_IDS
 from sisam.engine.lattice import MAX_SHAPES
+from sisam.engine.levels import parse_level
 from sisam.errors import KnowledgeError
 from sisam.resources import data_dir
 
@@ -42,21 +43,6 @@ RULES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "differs_beyond": (frozenset({"number"}), frozenset({"tolerance"})),
 }
 ATTRIBUTE_TYPES = ("nominal", "numeric", "text", "date")
-_LEVEL_SYNTAX = {
-    "value": re.compile(r"^value$"),
-    "prefix": re.compile(r"^prefix:([1-9][0-9]*)$"),
-    "log2band": re.compile(r"^log2band:([0-9]+(\.[0-9]+)?)$"),
-    "month": re.compile(r"^month$"),
-    "year": re.compile(r"^year$"),
-}
-_LEVELS_FOR_TYPE = {
-    "nominal": {"value", "prefix"},
-    "text": {"value", "prefix"},
-    "numeric": {"value", "log2band"},
-    "date": {"value", "month", "year"},
-}
-
-
 @dataclass(frozen=True)
 class ErrorType:
     id: str
@@ -223,6 +209,17 @@ def _parse_errors(path: Path, doc: dict[str, Any]) -> tuple[ErrorType, ...]:
     return tuple(errors)
 
 
+def _coarseness(level) -> tuple[int, float]:
+    """Order of generalisation: the value itself, then shorter prefixes, wider bands,
+    months before years."""
+    rank = {"value": 0, "prefix": 1, "log2band": 1, "month": 1, "year": 2}[level.kind]
+    if level.kind == "prefix":
+        return rank, -level.param
+    if level.kind == "log2band":
+        return rank, level.param
+    return rank, 0.0
+
+
 def _parse_attributes(path: Path, doc: dict[str, Any]) -> dict[str, Attribute]:
     where = _Where(path)
     _check_keys(where, "top level", doc, {"attribute"}, set())
@@ -237,12 +234,16 @@ def _parse_attributes(path: Path, doc: dict[str, Any]) -> dict[str, Attribute]:
         levels = entry["levels"]
         if not isinstance(levels, list) or not levels:
             raise where.fail(label, "levels must be a non-empty list, finest first (the wildcard '*' is implicit)")
+        parsed = []
         for level in levels:
-            kind = next((k for k, rx in _LEVEL_SYNTAX.items() if isinstance(level, str) and rx.match(level)), None)
-            if kind is None:
-                raise where.fail(label, f"unknown level {level!r}; valid: value, prefix:N, log2band:W, month, year")
-            if kind not in _LEVELS_FOR_TYPE[entry["type"]]:
-                raise where.fail(label, f"level {level!r} does not apply to a {entry['type']} attribute")
+            if not isinstance(level, str):
+                raise where.fail(label, f"levels must be strings such as 'prefix:4', got {level!r}")
+            try:
+                parsed.append(parse_level(level, entry["type"]))
+            except ValueError as exc:
+                raise where.fail(label, str(exc)) from None
+        if [_coarseness(p) for p in parsed] != sorted(_coarseness(p) for p in parsed):
+            raise where.fail(label, f"levels must run from finest to coarsest, got {levels}")
         if len(set(levels)) != len(levels):
             raise where.fail(label, f"levels repeat: {levels}")
         attributes[name] = Attribute(

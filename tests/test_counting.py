@@ -327,10 +327,6 @@ def test_counts_are_additive(seed: int, n: int, data: st.DataObject) -> None:
     assert_counts_equal(whole, parts, check_dtype=False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="counts.merge: np.bincount of no error entries gives int64 err_k, not float64",
-)
 def test_merge_keeps_error_counts_float() -> None:
     keys = np.arange(6, dtype=np.uint64).reshape(2, 3)
     no_errors = np.zeros((2, 4), dtype=np.int8)

@@ -72,13 +72,15 @@ def _edit(folder: Path, name: str, old: str, new: str) -> None:
         ("errors.toml", 'rule = "prefix_changed"\nprefix = 2', 'rule = "prefix_changed"', "rule 'prefix_changed' needs 'prefix'"),
         ("errors.toml", 'name.pt-BR = "Moeda incorreta"', 'name.pt = "Moeda incorreta"', "name.pt-BR is missing or empty"),
         ("errors.toml", 'id = "valuation_method"', 'id = "valuation"', "the catalog must list the contract's 30 error types"),
-        ("attributes.toml", 'levels = ["value", "prefix:6", "prefix:4", "prefix:2"]', 'levels = ["value", "prefix:6", "prefx:4"]', "unknown level 'prefx:4'"),
+        ("attributes.toml", 'levels = ["value", "prefix:6", "prefix:4", "prefix:2"]', 'levels = ["value", "prefix:6", "prefx:4"]', "level 'prefx:4' does not apply to a nominal attribute"),
         ("attributes.toml", 'column = "broker_id"', 'column = "broker"', "column 'broker' is not a contract column"),
         ("attributes.toml", 'levels = ["log2band:1", "log2band:3"]', 'levels = ["prefix:2"]', "level 'prefix:2' does not apply to a numeric attribute"),
         ("networks.toml", 'attributes = ["broker", "office", "transport_mode"]', 'attributes = ["broker", "ofice", "transport_mode"]', "unknown attribute 'ofice' (did you mean 'office'?)"),
         ("networks.toml", '[network.incoterm]\nfactors = ["declarant", "sale_terms"]', '[network.incoterm]\nfactors = ["declarant", "sale_term"]', "unknown factor 'sale_term' (did you mean 'sale_terms'?)"),
         ("networks.toml", "[network.fx_coverage]", "[network.fx_cover]", "[network.fx_cover]: unknown error type"),
         ("networks.toml", 'attributes = ["hs_code", "importer", "origin", "office"]', 'attributes = ["hs_code", "importer", "origin", "office", "goods_value_band"]', "unknown attribute 'goods_value_band'"),
+        ("attributes.toml", 'levels = ["log2band:1", "log2band:3"]', 'levels = ["log2band:0", "log2band:3"]', "expected log2band:W with W a positive number"),
+        ("attributes.toml", 'levels = ["value", "prefix:6", "prefix:4", "prefix:2"]', 'levels = ["value", "prefix:4", "prefix:6", "prefix:2"]', "levels must run from finest to coarsest"),
     ],
 )
 def test_typos_fail_with_file_entry_and_key(knowledge_copy: Path, file, old, new, message):

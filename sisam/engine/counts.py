@@ -79,7 +79,8 @@ def merge(*parts: PatternCounts) -> PatternCounts:
     n_labels = int(labels_a.max()) + 1 if labels_a.size else 1
     pair = rows_a * n_labels + labels_a
     pairs, pair_inverse = np.unique(pair, return_inverse=True)
-    k = np.bincount(pair_inverse, weights=ks_a, minlength=pairs.size)
+    # bincount of an empty input is int64 whatever the weights: keep counts float64
+    k = np.bincount(pair_inverse, weights=ks_a, minlength=pairs.size).astype(np.float64, copy=False)
     pair_rows = pairs // n_labels
     err_ptr = np.zeros(keys.size + 1, np.int64)
     np.cumsum(np.bincount(pair_rows, minlength=keys.size), out=err_ptr[1:])
