@@ -24,7 +24,8 @@ from typing import Any
 
 from sisam.contract import COLUMNS, ERROR_IDS
 from sisam.engine.lattice import MAX_SHAPES
-from sisam.engine.levels import parse_level
+from sisam.engine.keys import SHAPE_BITS
+from sisam.engine.levels import CODE_VERSION, parse_level
 from sisam.errors import KnowledgeError
 from sisam.resources import data_dir
 
@@ -308,7 +309,9 @@ def load_knowledge(folder: str | Path | None = None) -> Knowledge:
     root = Path(folder) if folder is not None else data_dir("knowledge")
     if not root.is_dir():
         raise KnowledgeError(f"{root}: knowledge folder not found")
-    digest = hashlib.sha256()
+    # The hash names how patterns are keyed, not only what the catalog says: a change of
+    # the level codes or of the key layout makes older knowledge bases unreadable as such.
+    digest = hashlib.sha256(f"level-codes-v{CODE_VERSION};shape-bits-{SHAPE_BITS}\0".encode())
     docs = {}
     for name in KNOWLEDGE_FILES:
         path = root / name
