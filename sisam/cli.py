@@ -129,20 +129,75 @@ def learn(declarations, rectified, kb_dir, update, half_life_days, overwrite, fi
     click.echo(str(summary))
 
 
+_LANG_OPTION = click.option("--lang", type=click.Choice(["en", "pt-BR"]), default="en", show_default=True, help="Language of the explanations.")
+
+
 @cli.command()
 @click.option("--declarations", required=True, type=_TABLE_PATH, help="Items to score (.csv or .parquet).")
 @click.option("--kb", "kb_dir", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path), help="Knowledge-base folder.")
 @click.option("--out", required=True, type=_TABLE_PATH, help="Score table to write (.csv or .parquet).")
+@click.option("--log", "log_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the reasoning log of every item and error type (JSON Lines; gzip if it ends in .gz).")
+@_LANG_OPTION
+@click.option("--pseudonymise", is_flag=True, help="In the log, write the sha256 of each value instead of the value.")
 @_KNOWLEDGE_OPTION
 @_QUIET_OPTION
 @_domain_errors
-def score(declarations, kb_dir, out, knowledge, quiet) -> None:
+def score(declarations, kb_dir, out, log_path, lang, pseudonymise, knowledge, quiet) -> None:
     """Probability of each of the 30 error types (and of any error) for every item."""
     from sisam.knowledge import load_knowledge
     from sisam.model import score as score_items
 
-    summary = score_items(declarations, kb_dir, out, knowledge=load_knowledge(knowledge), progress=_progress(quiet))
+    summary = score_items(
+        declarations, kb_dir, out, knowledge=load_knowledge(knowledge), progress=_progress(quiet),
+        log=log_path, lang=lang, pseudonymise=pseudonymise,
+    )  # fmt: skip
     click.echo(str(summary))
+    if log_path is not None:
+        from sisam.reasoning_log import last_hash
+
+        click.echo(
+            f"reasoning log: {log_path}, last record sha256 {last_hash(log_path)} (keep it apart "
+            f"from the log; check the log with `sisam replay {log_path}`)"
+        )
+
+
+@cli.command()
+@click.argument("log_path", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--kb", "kb_dir", type=click.Path(file_okay=False, exists=True, path_type=Path), help="Also recompute from the knowledge base the log names (refused if this folder holds another).")
+@_domain_errors
+def replay(log_path: Path, kb_dir: Path | None) -> None:
+    """Recompute every probability of a reasoning log and check it bit for bit.
+
+    Verifies the log's hash chain, recomputes every pattern's prior and posterior, every
+    contribution and probability from the log alone (and, with --kb, from the knowledge
+    base), and lists each mismatch with its record number and field. Exit code 1 if any.
+    """
+    from sisam.replay import replay as replay_log
+
+    report = replay_log(log_path, kb_dir)
+    click.echo(report.render())
+    if not report.ok:
+        raise click.ClickException(f"{log_path}: the replay found problems (listed above)")
+
+
+@cli.command()
+@click.option("--kb", "kb_dir", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path), help="Knowledge-base folder.")
+@click.option("--declarations", required=True, type=_TABLE_PATH, help="Declarations holding the item (.csv or .parquet).")
+@click.option("--item", "item", required=True, help="The item, as DECLARATION/ITEM (e.g. 2400004038/1).")
+@_LANG_OPTION
+@click.option("--templates", type=click.Path(file_okay=False, exists=True, path_type=Path), help="Folder of explanation templates overriding the shipped ones (rendered in a sandbox).")
+@click.option("--html", is_flag=True, help="An HTML fragment instead of text.")
+@_KNOWLEDGE_OPTION
+@_domain_errors
+def explain(kb_dir, declarations, item, lang, templates, html, knowledge) -> None:
+    """The full explanation of one item: every error type ranked, with its reasoning."""
+    from sisam.declarations import read_declarations
+    from sisam.explain import explain_one
+    from sisam.knowledge import load_knowledge
+    from sisam.model import Scorer
+
+    scorer = Scorer.open(kb_dir, load_knowledge(knowledge))
+    click.echo(explain_one(scorer, read_declarations(declarations), item, lang, templates=templates, html=html))
 
 
 @cli.group("kb")

@@ -22,6 +22,7 @@ each error type's network (``engine.network``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -295,18 +296,33 @@ def score(
     *,
     knowledge: Knowledge | None = None,
     progress: Progress = _quiet,
+    log: Path | None = None,
+    lang: str = "en",
+    pseudonymise: bool = False,
 ) -> ScoreSummary:
-    """Score a declarations file and write the score table atomically."""
+    """Score a declarations file and write the score table atomically.
+
+    With ``log``, also write the reasoning log of every item and error type
+    (``sisam.reasoning_log``: explanation values in ``lang``, values replaced by their
+    sha256 if ``pseudonymise``), published only if scoring succeeds; the scores are the
+    same bits either way."""
     from sisam.tables import write_table
 
     start = time.perf_counter()
     scorer = Scorer.open(kb_dir, knowledge)
-    parts = []
-    for part in iter_scores(items, scorer):
-        parts.append(part)
-        progress(f"scored {sum(len(p) for p in parts):,} items")
-    if not parts:  # an input with a header and no rows still gets a score table
-        parts.append(scorer.score_frame(read_declarations(items)))
-    table = pd.concat(parts, ignore_index=True)
-    write_table(table, out)
+    with contextlib.ExitStack() as stack:
+        score_frame = scorer.score_frame
+        if log is not None:
+            from sisam.reasoning_log import ReasoningLogWriter
+
+            writer = ReasoningLogWriter(log, scorer, lang=lang, pseudonymise=pseudonymise, source=items)
+            score_frame = stack.enter_context(writer).score_frame
+        parts = []
+        for chunk in iter_declarations(items, chunk_rows=SCORE_CHUNK_ROWS):
+            parts.append(score_frame(chunk))
+            progress(f"scored {sum(len(p) for p in parts):,} items")
+        if not parts:  # an input with a header and no rows still gets a score table
+            parts.append(score_frame(read_declarations(items)))
+        table = pd.concat(parts, ignore_index=True)
+        write_table(table, out)
     return ScoreSummary(out, len(table), scorer.version.version, time.perf_counter() - start)

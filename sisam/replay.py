@@ -178,7 +178,7 @@ class _Model:
 
 @dataclass
 class _Item:
-    seq: int
+    line: int
     record: dict[str, Any]
     errors: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
 
@@ -207,28 +207,38 @@ def _batches(path: Path, report: ReplayReport) -> Iterator[tuple[dict[str, Any],
     header = _check_header(first, path)
     report.records = 1
     previous = first
-    items: dict[int, _Item] = {}
+    previous_seq = 1
+    items: dict[int, _Item] = {}  # by the seq they were written with: error records refer to it
     batch: list[_Item] = []
     ended = None
+    n_items = 0
     for line in lines:
         number, record = line.number, line.record
         report.records = number
         if record is None:
             report.add(number, "record", line.problem)
-            previous = line
+            previous, previous_seq = line, previous_seq + 1
             continue
         if ended is not None:
             report.add(number, "kind", f"record after the end record (record {ended})")
-        if record.get("seq") != number:
-            report.add(number, "seq", f"is {record.get('seq')!r}, expected {number}: a record was removed, added or moved before it")
+        seq = record.get("seq")
+        # seq follows the previous record's, not the line number: after one removal, only
+        # the record at the gap is flagged, not every record after it
+        if seq != previous_seq + 1:
+            report.add(
+                number, "seq",
+                f"is {seq!r}, expected {previous_seq + 1} (the record after {previous_seq}): records are "
+                "missing here, or out of order",
+            )  # fmt: skip
+        previous_seq = seq if isinstance(seq, int) else previous_seq + 1
         # the fast path hashes the previous line's bytes as they are (sisam writes them
         # canonical); only a line in another form is put in canonical form first
         prev = record.get("prev")
         if prev != previous.raw_hash() and prev != previous.hash():
             report.add(
                 number, "prev",
-                f"does not match the sha256 of record {number - 1}: record {number - 1} was edited, "
-                "or records were removed or reordered",
+                f"does not match the sha256 of the record before it (line {number - 1}): that record "
+                "was edited, or records were removed or reordered",
             )  # fmt: skip
         previous = line
         kind = record.get("kind")
@@ -237,8 +247,9 @@ def _batches(path: Path, report: ReplayReport) -> Iterator[tuple[dict[str, Any],
                 yield header, batch
                 batch = []
                 items = {}
+            n_items += 1
             item = _Item(number, record)
-            items[number] = item
+            items[previous_seq] = item
             batch.append(item)
         elif kind == "error":
             target = items.get(record.get("item")) if isinstance(record.get("item"), int) else None
@@ -249,7 +260,9 @@ def _batches(path: Path, report: ReplayReport) -> Iterator[tuple[dict[str, Any],
         elif kind == "end":
             ended = number
             if record.get("records") != number:
-                report.add(number, "records", f"says {record.get('records')!r} records, the log has {number} up to here")
+                report.add(number, "records", f"says {record.get('records')!r} records, the file has {number}")
+            if record.get("items") != n_items:
+                report.add(number, "items", f"says {record.get('items')!r} items, the file has {n_items}")
         else:
             report.add(number, "kind", f"unknown record kind {kind!r}")
     if ended is None:
@@ -366,7 +379,7 @@ def _replay_batch(model: _Model, batch: list[_Item], report: ReplayReport) -> No
                 entry = record["factors"][name]
                 coefficients = record["coefficients"]["factors"][name]
                 size = model.lattices[name].n_shapes
-                n = _array(report, item.seq, f"factors.{name}.n", item.record["factors"][name].get("n"), size)
+                n = _array(report, item.line, f"factors.{name}.n", item.record["factors"][name].get("n"), size)
                 k = _array(report, number, f"factors.{name}.k", entry.get("k"), size)
                 if n is None or k is None:
                     job.valid = False
@@ -414,7 +427,7 @@ def _prepare(model: _Model, number: int, record: dict[str, Any], item: _Item, re
         report.add(number, "factors", f"expected the factors of {label!r}'s network {list(members)}, got {sorted(present)}")
         return None
     if record.get("declaration_id") != item.record.get("declaration_id") or record.get("item_no") != item.record.get("item_no"):
-        report.add(number, "declaration_id", f"names another item than its item record {item.seq}")
+        report.add(number, "declaration_id", f"names another item than its item record {item.line}")
     return _Job(number, record, item, label, members)
 
 
@@ -458,10 +471,10 @@ def _check_items(model: _Model, batch: list[_Item], jobs: list[_Job], report: Re
     by_item: dict[int, dict[str, _Job]] = defaultdict(dict)
     for job in jobs:
         if job.network is not None:
-            by_item[job.item.seq][job.label] = job
+            by_item[job.item.line][job.label] = job
     for item in batch:
         report.items += 1
-        found = by_item.get(item.seq, {})
+        found = by_item.get(item.line, {})
         complete = len(found) == len(model.labels)
         lo = np.array([[found[label].network if label in found else np.nan for label in model.labels]])
         final = coherent_any(lo) if complete else lo
@@ -487,10 +500,10 @@ def _check_items(model: _Model, batch: list[_Item], jobs: list[_Job], report: Re
 def _check_item_explanation(item: _Item, p_any: float, report: ReplayReport) -> None:
     explanation = item.record.get("explanation")
     if not isinstance(explanation, dict) or explanation.get("template") != ITEM_TEMPLATE:
-        report.add(item.seq, "explanation.template", f"expected {ITEM_TEMPLATE!r}")
+        report.add(item.line, "explanation.template", f"expected {ITEM_TEMPLATE!r}")
         return
     values = explanation.get("values") or {}
-    _compare(report, item.seq, "explanation.values.p_any", values.get("p_any"), p_any)
+    _compare(report, item.line, "explanation.values.p_any", values.get("p_any"), p_any)
 
 
 def _check_explanation(job: _Job, report: ReplayReport) -> None:
@@ -526,6 +539,13 @@ def _check_explanation(job: _Job, report: ReplayReport) -> None:
         _compare(report, number, f"{name}.n", entry.get("n"), np.float64(n))
         _compare(report, number, f"{name}.k", entry.get("k"), np.float64(k))
         _compare(report, number, f"{name}.rate", entry.get("rate"), np.float64(k) / np.float64(n) if n else np.nan)
+        try:
+            f, s = str(entry["expected_at"][0]), int(entry["expected_at"][1])
+            prior = record["factors"][f]["lo_prior"][s]
+        except (KeyError, IndexError, TypeError, ValueError):
+            report.add(number, f"{name}.expected_at", "does not name a pattern of this record")
+        else:
+            _compare(report, number, f"{name}.expected", entry.get("expected"), logistic(np.float64(prior)))
         _compare(report, number, f"{name}.contribution", entry.get("contribution"), np.float64(sum(contributions)))
 
 
@@ -547,15 +567,15 @@ def _check_kb(model: _Model, batch: list[_Item], version: Any, report: ReplayRep
         try:
             keys = np.array([[int(key, 16) for key in item.record["factors"][name]["keys"]] for item in items], dtype=np.uint64)
         except (KeyError, TypeError, ValueError):
-            report.add(items[0].seq, f"factors.{name}.keys", "expected one hexadecimal key per shape")
+            report.add(items[0].line, f"factors.{name}.keys", "expected one hexadecimal key per shape")
             return
         if keys.shape != (len(items), lattice.n_shapes):
-            report.add(items[0].seq, f"factors.{name}.keys", f"expected {lattice.n_shapes} keys per item")
+            report.add(items[0].line, f"factors.{name}.keys", f"expected {lattice.n_shapes} keys per item")
             return
         coefficients = version.coefficients[name]
         traces[name] = trace_factor(keys, lattice, version.counts[name], indexes[name], coefficients["S"], coefficients["d"])
         for i, item in enumerate(items):
-            _compare(report, item.seq, f"factors.{name}.n", item.record["factors"][name].get("n"), traces[name].n[i], "from the knowledge base")
+            _compare(report, item.line, f"factors.{name}.n", item.record["factors"][name].get("n"), traces[name].n[i], "from the knowledge base")
     membership = np.array([[name in model.networks[label] for label in labels] for name in model.factors])
     dnet = version.network_coefficients["dnet"]
     base = traces[model.base_factor].lo_post[0, 0, :]

@@ -1,4 +1,4 @@
-"""The installed package carries its data: knowledge/ inside the wheel."""
+"""The installed package carries its data: knowledge/ and explanations/ inside the wheel."""
 
 import subprocess
 import sys
@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.slow
-def test_wheel_ships_knowledge(tmp_path: Path):
+def test_wheel_ships_knowledge_and_templates(tmp_path: Path):
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path)],
         check=True,
@@ -21,6 +21,11 @@ def test_wheel_ships_knowledge(tmp_path: Path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for toml in ("errors.toml", "attributes.toml", "networks.toml"):
         assert f"sisam/knowledge/{toml}" in names
+    shipped = ROOT / "explanations"
+    templates = sorted(p.relative_to(shipped).as_posix() for p in shipped.rglob("*.j2"))
+    assert {"en/error.txt.j2", "pt-BR/error.txt.j2", "en/item.html.j2"} <= set(templates)
+    for template in templates:
+        assert f"sisam/explanations/{template}" in names
     assert not any(n.startswith(("tests/", "benchmarks/")) for n in names)
 
 
