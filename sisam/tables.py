@@ -67,10 +67,13 @@ def _all_midnight(column: pa.ChunkedArray) -> bool:
     return bool(pc.all(pc.fill_null(pc.equal(day, column), True)).as_py())
 
 
-def _write_temp(df: pd.DataFrame, path: Path) -> Path:
-    """Write ``df`` to a synced temporary file beside ``path``; return the temporary path."""
+def _write_temp(df: pd.DataFrame, path: Path, metadata: Mapping[str, str] | None = None) -> Path:
+    """Write ``df`` to a synced temporary file beside ``path``; return the temporary path.
+    ``metadata`` goes into a Parquet file's key-value metadata (CSV has nowhere to keep it)."""
     suffix = _format(path)
     table = _to_arrow(df)
+    if metadata:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -107,22 +110,27 @@ def _sync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def write_table(df: pd.DataFrame, path: str | os.PathLike[str]) -> None:
+def write_table(
+    df: pd.DataFrame, path: str | os.PathLike[str], metadata: Mapping[str, str] | None = None
+) -> None:
     """Write one table atomically, as CSV or Parquet by the ending of ``path``.
 
     Missing folders are created. Raises :class:`~sisam.errors.SisamError` for an ending other
-    than ``.csv`` or ``.parquet``, before anything is written.
+    than ``.csv`` or ``.parquet``, before anything is written. ``metadata`` (Parquet only) is
+    stored as the file's key-value metadata: ``sisam score`` records there what it read.
     """
-    write_tables({path: df})
+    write_tables({path: df}, metadata)
 
 
-def write_tables(tables: Mapping[str | os.PathLike[str], pd.DataFrame]) -> None:
+def write_tables(
+    tables: Mapping[str | os.PathLike[str], pd.DataFrame], metadata: Mapping[str, str] | None = None
+) -> None:
     """Write several tables, all or nothing: each to a temporary file, then rename them all.
 
     If any table fails to be written (an unknown ending, a full disk, a column pyarrow cannot
     store), no target is touched and the temporary files are removed. The renames themselves
     are atomic one by one; only a failure between two renames (the machine stopping) can
-    leave some targets new and others old.
+    leave some targets new and others old. ``metadata`` goes into every Parquet table.
     """
     targets = {Path(p).resolve(): df for p, df in tables.items()}
     if len(targets) != len(tables):
@@ -132,7 +140,7 @@ def write_tables(tables: Mapping[str | os.PathLike[str], pd.DataFrame]) -> None:
     written: dict[Path, Path] = {}
     try:
         for path, df in targets.items():
-            written[path] = _write_temp(df, path)
+            written[path] = _write_temp(df, path, metadata)
     except BaseException:
         for temp in written.values():
             with contextlib.suppress(OSError):
