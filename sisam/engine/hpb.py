@@ -11,14 +11,19 @@ with lo(p) = ln(p / (1 - p)). Shapes are numbered so that generalisations come f
 (``lattice.py``), so one pass over the shapes in index order evaluates the recursion
 bottom-up; the factor's answer for the item is lo(P_e) at the last shape, the full pattern.
 
+The counts must be those of items: closed under generalisation (every generalisation of
+a counted pattern is counted) and monotone (n_W never exceeds a generalisation's n), as
+counting, merging, decay and pruning by N all leave them. The kernels rely on it to
+settle a pattern whose generalisation is unseen, or has no labelled item, without
+looking it up.
+
 How the kernels are organised, and why:
 
 * **Lanes.** The inner loops run over *lanes*, not labels. A lane is a (label, S, d)
   triple: scoring uses one lane per label with that label's coefficients; fitting
   (``fit.py``) puts every candidate (S, d) of every label side by side and evaluates the
   whole grid in the same pass. Either way one hash lookup per (item, shape) serves all
-  lanes: the row's sparse error counts are expanded into a small dense buffer and each
-  lane reads its label there.
+  lanes: the row's sparse error counts are spread to the lanes of their label.
 * **Vector arithmetic.** Each seen pattern needs one exponential (prior from its
   log-odds) and one logarithm (log-odds of the posterior) per lane. libm's ``exp`` and
   ``log`` are scalar calls that stop LLVM from vectorising the lane loop, so this module
@@ -47,13 +52,27 @@ How the kernels are organised, and why:
   matches, root included (hpb.md, "Choosing the coefficients"): the item is scored as if
   it had never been counted. Counts are clamped to 0 <= k <= n afterwards, which only
   matters when the caller asks to leave out an item that was never counted.
-* **Threads.** Items are independent: chunks of items run in ``prange`` with per-chunk
-  buffers, so the result for an item never depends on the thread count or the batch.
-  When scoring without leave-one-out, a pattern's posterior depends on the pattern alone,
-  so each thread keeps a small direct-mapped cache of posteriors by counts row: coarse
-  patterns (root, chapter, country) are computed once per thread instead of once per
-  item. A cache hit returns the very bits a recomputation would, so results stay
-  identical whatever the cache holds.
+* **Memory.** With a million items of history the hash table and the counts are
+  hundreds of megabytes read at random: a lookup whose result decides a branch makes the
+  processor wait for memory (~180 ns here) before it can issue the next one. Items are
+  therefore processed in blocks: the lookups of a whole block, one coarseness level at a
+  time, first load their home slots with no branch on the result, then the counts of all
+  rows found are loaded, again without branching; misses overlap by the dozen and the
+  recursion then runs on data already in cache.
+* **Threads and cache.** Items are independent: tasks of ``_CHUNK`` items run in
+  ``prange``, each with its own buffers, so an item's result never depends on the thread
+  count or the batch. When scoring without leave-one-out, a pattern's posterior depends
+  on the pattern alone, so each thread keeps a direct-mapped cache of posteriors keyed by
+  pattern key: coarse patterns (the root, a chapter, a country) are computed and even
+  looked up once per thread instead of once per item. A hit returns the very bits a
+  recomputation would. (Two patterns sharing a 64-bit key already share their counts,
+  see ``keys.py``; through the cache they may also share a posterior. At 1e-5 odds per
+  twenty million patterns this is the one, theoretical, way a result could depend on
+  the order of items.)
+* **Reference counting.** Helpers that only read and write preallocated arrays are
+  compiled with ``_nrt=False`` (numba's switch for code without reference counting) or
+  inlined: otherwise every call and every array view in the inner loops pays atomic
+  increments and decrements, which cost more than the arithmetic.
 """
 
 from __future__ import annotations
@@ -63,16 +82,24 @@ from typing import NamedTuple
 
 import numba as nb
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from sisam.engine.counts import PatternCounts
-from sisam.engine.hashtable import KeyIndex, lookup
+from sisam.engine.hashtable import EMPTY_ROW, KeyIndex, lookup
 from sisam.engine.lattice import Lattice
 
 # Lanes are padded to a multiple of this so that vector loops run without a scalar tail.
 _LANE_PAD = 8
 _CHUNK = 256  # items per prange task
-_CACHE_SLOTS = 2048  # posteriors cached per thread when scoring (power of two)
-
+_BLOCK = 32  # items whose memory accesses are issued together
+_IN_CACHE = -2  # a row not looked up because the pattern's posterior was cached
+_PENDING = -3  # a row whose home slot has been loaded but not yet read
+_IDLE = -4  # a pattern without labelled items: n_W = 0, its row is not needed
+_IDLE_SLOTS = 1 << 14  # keys of idle patterns remembered per thread
+_CACHE_SLOTS = 1 << 14  # posteriors cached per thread (4 MB at 32 lanes)
 # exp: x = n ln2 + r (Cody-Waite split of ln2, fdlibm's constants), |r| <= ln2 / 2.
 _LN2_HI = 6.93147180369123816490e-01  # trailing 21 bits zero: n * _LN2_HI is exact
 _LN2_LO = 1.90821492927058770002e-10
@@ -107,13 +134,127 @@ _TINY = 2.0**-960
 _HUGE = 2.0**960
 
 
-@nb.njit(cache=True, nogil=True, error_model="numpy")
-def _exp_neg_lanes(a, out, scale_bits):
-    """out[c] = exp(-a[c]) for 0 <= a[c] <= 700; ``scale_bits`` is int64 scratch.
+
+
+class _Tables(NamedTuple):
+    """One factor's lattice, key index and counts, as the kernels read them."""
+
+    parents: np.ndarray  # int32[S, L]
+    n_parents: np.ndarray  # int32[S]
+    level_end: np.ndarray  # int64[S]: end of the run of shapes as coarse as shape s
+    slot_keys: np.ndarray  # uint64[capacity]
+    slot_rows: np.ndarray  # int64[capacity]
+    count_n: np.ndarray  # float64[P]
+    err_ptr: np.ndarray  # int64[P + 1]
+    err_label: np.ndarray  # int16[nnz]
+    err_k: np.ndarray  # float64[nnz]
+
+
+class _LaneSpec(NamedTuple):
+    """What each lane computes: lane c evaluates label ``label[c]`` with S = ``s[c]`` and
+    D(j) = ``dtab[j, c]``; the lanes of label e are
+    ``label_lanes[label_ptr[e]:label_ptr[e + 1]]`` (to spread a row's sparse counts)."""
+
+    label: np.ndarray  # int64[C]
+    s: np.ndarray  # float64[C]
+    dtab: np.ndarray  # float64[L + 1, C]
+    label_ptr: np.ndarray  # int64[E + 1]
+    label_lanes: np.ndarray  # int64[C]
+    direct: bool  # lane e evaluates label e for e < E (the padding lanes copy lane 0)
+
+
+class _Scratch(NamedTuple):
+    """Buffers of one prange task, allocated once per task (``_scratch``). The first
+    block is per item of a block ([B, S]), the rest per item being scored. Bit views
+    share memory with their float or int twin."""
+
+    rows: np.ndarray  # int64[B, S]: counts row, or -1 unseen, _IN_CACHE, _IDLE
+    cand_row: np.ndarray  # int64[B, S]: row in the pattern's home slot
+    cand_key: np.ndarray  # uint64[B, S]: key in the pattern's home slot
+    n: np.ndarray  # float64[B, S]: n_W (after leave-one-out, once gathered)
+    ptr_lo: np.ndarray  # int64[B, S]: the row's errors are err_*[ptr_lo:ptr_hi]
+    ptr_hi: np.ndarray  # int64[B, S]
+    cached: np.ndarray  # bool[S]: posterior taken from the cache
+    k: np.ndarray  # float64[S, C]: k_W used, per lane
+    lo_prior: np.ndarray  # float64[S, C]
+    lo_post: np.ndarray  # float64[S, C]
+    y: np.ndarray  # float64[C]: w * y_e of the item left out, per lane
+    a: np.ndarray  # float64[C]: |lo(prior)|, clamped
+    t: np.ndarray  # float64[C]: exp(-a)
+    s_t: np.ndarray  # float64[C]: S * t
+    ratio: np.ndarray  # float64[C]: P / (1 - P) before the logarithm
+    ratio_bits: np.ndarray  # int64 view of ratio
+    scale_bits: np.ndarray  # int64[C]: 2**n for exp, assembled bitwise
+    scale: np.ndarray  # float64 view of scale_bits
+    mant_bits: np.ndarray  # int64[C]: mantissa for log, assembled bitwise
+    mant: np.ndarray  # float64 view of mant_bits
+    exponent: np.ndarray  # float64[C]
+
+
+@nb.njit(cache=True, nogil=True)
+def _scratch(n_shapes, n_lanes):
+    ratio = np.empty(n_lanes)
+    scale_bits = np.empty(n_lanes, dtype=np.int64)
+    mant_bits = np.empty(n_lanes, dtype=np.int64)
+    return _Scratch(
+        np.empty((_BLOCK, n_shapes), dtype=np.int64),
+        np.zeros((_BLOCK, n_shapes), dtype=np.int64),
+        np.zeros((_BLOCK, n_shapes), dtype=np.uint64),
+        np.zeros((_BLOCK, n_shapes)),
+        np.zeros((_BLOCK, n_shapes), dtype=np.int64),
+        np.zeros((_BLOCK, n_shapes), dtype=np.int64),
+        np.zeros(n_shapes, dtype=np.bool_),
+        np.zeros((n_shapes, n_lanes)),
+        np.zeros((n_shapes, n_lanes)),
+        np.zeros((n_shapes, n_lanes)),
+        np.zeros(n_lanes),
+        np.empty(n_lanes),
+        np.empty(n_lanes),
+        np.empty(n_lanes),
+        ratio,
+        ratio.view(np.int64),
+        scale_bits,
+        scale_bits.view(np.float64),
+        mant_bits,
+        mant_bits.view(np.float64),
+        np.empty(n_lanes),
+    )
+
+
+@intrinsic
+def _prefetch(typingctx, array, index):
+    """Ask the processor to start loading ``array[index]``'s cache line (llvm.prefetch).
+    A hint: it never faults, never changes a result, and costs one instruction."""
+    if not isinstance(array, types.Array) or not isinstance(index, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        array_type = signature.args[0]
+        ary = context.make_array(array_type)(context, builder, args[0])
+        pointer = cgutils.get_item_pointer(
+            context, builder, array_type, ary, [args[1]], wraparound=False
+        )
+        i32 = ir.IntType(32)
+        byte_pointer = ir.IntType(8).as_pointer()
+        function = cgutils.get_or_insert_function(
+            builder.module,
+            ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32]),
+            "llvm.prefetch.p0",
+        )
+        # read, keep in all cache levels, data cache
+        builder.call(function, [builder.bitcast(pointer, byte_pointer), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.void(array, index), codegen
+
+
+@nb.njit(inline="always", nogil=True, error_model="numpy", _nrt=False)
+def _exp_neg_lanes(a, out, scale_bits, scale):
+    """out[c] = exp(-a[c]) for 0 <= a[c] <= 700.
 
     exp(-a) = 2**n * exp(r): the polynomial in the first loop, 2**n assembled from its
-    IEEE bits in ``scale_bits`` and applied in the second loop (through a float view)."""
-    scale = scale_bits.view(np.float64)
+    IEEE bits in ``scale_bits`` and applied in the second loop through ``scale``, a float
+    view of the same memory."""
     for c in range(a.shape[0]):
         x = -a[c]
         nf = math.floor(x * _INV_LN2 + 0.5)
@@ -137,23 +278,22 @@ def _exp_neg_lanes(a, out, scale_bits):
         out[c] *= scale[c]
 
 
-@nb.njit(cache=True, nogil=True, error_model="numpy")
-def _log_lanes(x, out, mant_bits, exponent):
-    """out[c] = ln(x[c]) for positive normal x[c] (fdlibm's algorithm, < 1 ulp).
+@nb.njit(inline="always", nogil=True, error_model="numpy", _nrt=False)
+def _log_lanes(x_bits, out, row, mant_bits, mant, exponent):
+    """out[row, c] = ln(x[c]) for positive normal x (given as its bits ``x_bits``), by
+    fdlibm's algorithm (< 1 ulp).
 
-    x = 2**k * m with m in [sqrt(2)/2, sqrt(2)); ``mant_bits`` (int64) and ``exponent``
-    (float64) are scratch. The first loop splits the bits, the second evaluates
-    ln(m) + k ln 2 through a float view of ``mant_bits``."""
-    x_bits = x.view(np.int64)
-    m = mant_bits.view(np.float64)
-    for c in range(x.shape[0]):
+    x = 2**k * m with m in [sqrt(2)/2, sqrt(2)): the first loop splits the bits, the
+    second evaluates ln(m) + k ln 2, reading m through ``mant``, a float view of
+    ``mant_bits``."""
+    for c in range(x_bits.shape[0]):
         b = x_bits[c]
-        mant = b & _MANTISSA
-        carry = (mant + _SQRT2_CARRY) & _BIT52
+        mantissa = b & _MANTISSA
+        carry = (mantissa + _SQRT2_CARRY) & _BIT52
         exponent[c] = np.float64((b >> 52) - 1023 + (carry >> 52))
-        mant_bits[c] = mant | (carry ^ _ONE_BITS)
-    for c in range(x.shape[0]):
-        f = m[c] - 1.0
+        mant_bits[c] = mantissa | (carry ^ _ONE_BITS)
+    for c in range(x_bits.shape[0]):
+        f = mant[c] - 1.0
         k = exponent[c]
         s = f / (2.0 + f)
         z = s * s
@@ -162,7 +302,7 @@ def _log_lanes(x, out, mant_bits, exponent):
         t2 = z * (_LG1 + w * (_LG3 + w * (_LG5 + w * _LG7)))
         r = t2 + t1
         hfsq = 0.5 * f * f
-        out[c] = k * _LN2_HI - ((hfsq - (s * (hfsq + r) + k * _LN2_LO)) - f)
+        out[row, c] = k * _LN2_HI - ((hfsq - (s * (hfsq + r) + k * _LN2_LO)) - f)
 
 
 @nb.njit(cache=True, nogil=True)
@@ -186,203 +326,344 @@ def _exact_log_odds(lo_prior, k, n, s):
     return _logaddexp(ln_k, ln_s - a) - _logaddexp(ln_nk, ln_s)
 
 
-@nb.njit(cache=True, nogil=True, error_model="numpy")
-def _root_lanes(k, n, out, work):
-    """lo(p_e) = ln((k + 1/2) / (n - k + 1/2)) for every lane (hpb.md: the root's prior
-    is uninformative, Beta(1/2, 1/2))."""
-    ratio = work[0]
-    for c in range(k.shape[0]):
-        ratio[c] = (k[c] + 0.5) / ((n - k[c]) + 0.5)
-    _log_lanes(ratio, out, work[1].view(np.int64), work[2])
-    for c in range(k.shape[0]):
-        if not (_TINY <= ratio[c] <= _HUGE):
-            out[c] = math.log(k[c] + 0.5) - math.log((n - k[c]) + 0.5)
+@nb.njit(inline="always", nogil=True, error_model="numpy", _nrt=False)
+def _root_lanes(sc, n):
+    """lo(p_e) = ln((k + 1/2) / (n - k + 1/2)) at shape 0 for every lane (hpb.md: the
+    root's prior is uninformative, Beta(1/2, 1/2)); its prior is set to the same value
+    so that the root's delta in the weight-of-evidence identity is 0."""
+    n_lanes = sc.ratio.shape[0]
+    for c in range(n_lanes):
+        sc.ratio[c] = (sc.k[0, c] + 0.5) / ((n - sc.k[0, c]) + 0.5)
+    _log_lanes(sc.ratio_bits, sc.lo_post, 0, sc.mant_bits, sc.mant, sc.exponent)
+    outside = False
+    for c in range(n_lanes):
+        outside |= not (_TINY <= sc.ratio[c] <= _HUGE)
+    if outside:  # rare: a separate loop keeps the one above vectorised
+        for c in range(n_lanes):
+            if not (_TINY <= sc.ratio[c] <= _HUGE):
+                sc.lo_post[0, c] = math.log(sc.k[0, c] + 0.5) - math.log((n - sc.k[0, c]) + 0.5)
+    for c in range(n_lanes):
+        sc.lo_prior[0, c] = sc.lo_post[0, c]
 
 
-@nb.njit(cache=True, nogil=True, error_model="numpy")
-def _posterior_lanes(lo_prior, k, n, s, out, work):
-    """lo(P(W)) from lo(prior(W)), k_W per lane, n_W > 0 and S per lane (see the module
-    docstring, "Stable posterior")."""
-    n_lanes = k.shape[0]
-    a, t, s_t, ratio = work[0], work[1], work[2], work[3]
+@nb.njit(inline="always", nogil=True, error_model="numpy", _nrt=False)
+def _prior_lanes(s, tb, ln, sc):
+    """lo(prior(W)) = lo(p) + D(|g|) * sum_j [lo(P(W'_j)) - lo(p)] at shape s, summing the
+    generalisations in order. One, two and three generalisations (most shapes) are
+    unrolled into a single pass with the generalisations' rows hoisted: the same
+    operations in the same order as the general loop, hence the same bits."""
+    n_lanes = ln.label.shape[0]
+    n_par = tb.n_parents[s]
+    post = sc.lo_post
+    prior = sc.lo_prior
+    dtab = ln.dtab
+    if n_par == 1:
+        p0 = tb.parents[s, 0]
+        for c in range(n_lanes):
+            r = post[0, c]
+            prior[s, c] = r + dtab[1, c] * (post[p0, c] - r)
+    elif n_par == 2:
+        p0 = tb.parents[s, 0]
+        p1 = tb.parents[s, 1]
+        for c in range(n_lanes):
+            r = post[0, c]
+            prior[s, c] = r + dtab[2, c] * ((post[p0, c] - r) + (post[p1, c] - r))
+    elif n_par == 3:
+        p0 = tb.parents[s, 0]
+        p1 = tb.parents[s, 1]
+        p2 = tb.parents[s, 2]
+        for c in range(n_lanes):
+            r = post[0, c]
+            total = ((post[p0, c] - r) + (post[p1, c] - r)) + (post[p2, c] - r)
+            prior[s, c] = r + dtab[3, c] * total
+    else:
+        for c in range(n_lanes):
+            prior[s, c] = 0.0
+        for j in range(n_par):
+            p = tb.parents[s, j]
+            for c in range(n_lanes):
+                prior[s, c] += post[p, c] - post[0, c]
+        for c in range(n_lanes):
+            prior[s, c] = post[0, c] + dtab[n_par, c] * prior[s, c]
+
+
+@nb.njit(inline="always", nogil=True, error_model="numpy", _nrt=False)
+def _posterior_lanes(sc, s, n, lane_s):
+    """lo(P(W)) at shape s from lo(prior(W)), k_W per lane, n_W = ``n`` > 0 and S per lane
+    (see the module docstring, "Stable posterior")."""
+    n_lanes = sc.a.shape[0]
     for c in range(n_lanes):
-        a[c] = min(abs(lo_prior[c]), _EXP_ARG_MAX)
-    _exp_neg_lanes(a, t, work[4].view(np.int64))
+        sc.a[c] = min(abs(sc.lo_prior[s, c]), _EXP_ARG_MAX)
+    _exp_neg_lanes(sc.a, sc.t, sc.scale_bits, sc.scale)
     for c in range(n_lanes):
-        one_t = 1.0 + t[c]
-        st = s[c] * t[c]
-        s_t[c] = st
-        if lo_prior[c] >= 0.0:
-            ratio[c] = (k[c] * one_t + s[c]) / ((n - k[c]) * one_t + st)
+        t = sc.t[c]
+        k = sc.k[s, c]
+        one_t = 1.0 + t
+        st = lane_s[c] * t
+        sc.s_t[c] = st
+        if sc.lo_prior[s, c] >= 0.0:
+            sc.ratio[c] = (k * one_t + lane_s[c]) / ((n - k) * one_t + st)
         else:
-            ratio[c] = (k[c] * one_t + st) / ((n - k[c]) * one_t + s[c])
-    _log_lanes(ratio, out, work[4].view(np.int64), work[5])
+            sc.ratio[c] = (k * one_t + st) / ((n - k) * one_t + lane_s[c])
+    _log_lanes(sc.ratio_bits, sc.lo_post, s, sc.mant_bits, sc.mant, sc.exponent)
+    outside = False
     for c in range(n_lanes):
-        if not (
-            abs(lo_prior[c]) < _EXP_ARG_MAX and s_t[c] >= _TINY and _TINY <= ratio[c] <= _HUGE
-        ):
-            out[c] = _exact_log_odds(lo_prior[c], k[c], n, s[c])
+        outside |= not (sc.a[c] < _EXP_ARG_MAX and sc.s_t[c] >= _TINY and _TINY <= sc.ratio[c] <= _HUGE)
+    if outside:  # rare: a separate loop keeps the one above vectorised
+        for c in range(n_lanes):
+            if not (sc.a[c] < _EXP_ARG_MAX and sc.s_t[c] >= _TINY and _TINY <= sc.ratio[c] <= _HUGE):
+                sc.lo_post[s, c] = _exact_log_odds(sc.lo_prior[s, c], sc.k[s, c], n, lane_s[c])
 
 
-@nb.njit(cache=True, nogil=True, error_model="numpy")
-def _item_recursion(
-    i, keys, parents, n_parents, slot_keys, slot_rows, count_n, err_ptr, err_label, err_k,
-    lane_label, lane_s, dtab, loo, loo_weight, use_loo, cache_tags, cache_vals,
-    rows, kdense, y, n_shape, k_shape, lo_prior, lo_post, work,
-):  # fmt: skip
-    """Fill ``lo_post[s, c]`` (and, where computed, ``lo_prior``, ``n_shape``, ``k_shape``)
-    for item ``i``, every shape s and lane c. ``cache_tags`` of size 0 disables the cache;
-    shapes answered from the cache leave ``lo_prior``, ``n_shape`` and ``k_shape`` stale."""
+@nb.njit(inline="always", nogil=True, _nrt=False)
+def _load_row(b, s, row, tb, sc):
+    """n_W and the error pointers of counts row ``row`` (< 0: none) for block item b."""
+    if row >= 0:
+        sc.n[b, s] = tb.count_n[row]
+        sc.ptr_lo[b, s] = tb.err_ptr[row]
+        sc.ptr_hi[b, s] = tb.err_ptr[row + 1]
+    else:
+        sc.n[b, s] = 0.0
+        sc.ptr_lo[b, s] = 0
+        sc.ptr_hi[b, s] = 0
+
+
+@nb.njit(cache=True, nogil=True, _nrt=False)
+def _find_counts(first, count, keys, tb, loo, use_loo, cache_tags, idle_tags, sc):
+    """Where the counts of items ``first .. first + count - 1`` are, at every shape:
+    ``sc.rows[b, s]`` is the counts row (with ``sc.n``, ``sc.ptr_lo``, ``sc.ptr_hi``
+    loaded), or -1 for an unseen pattern, ``_IDLE`` for a pattern without labelled items
+    (n_W = 0: P(W) = prior(W), its counts are not needed), ``_IN_CACHE`` for a pattern
+    whose posterior is cached.
+
+    Most lookups are avoided. A pattern whose generalisation is unseen is unseen, and one
+    whose generalisation has no labelled item has none either (every item matching it
+    matches the generalisation). Keys found idle are remembered per thread in
+    ``idle_tags`` (new combinations recur within a batch), posteriors in ``cache_tags``.
+
+    The remaining lookups are issued one coarseness level at a time (a level's shapes
+    are not each other's generalisations) over the whole block: first every home slot is
+    loaded with no branch on what it holds, so that the cache misses overlap instead of
+    each stalling the processor in turn (~180 ns apiece here); then the slots are read (a
+    key further along its probe sequence falls back to ``lookup``); then the counts of
+    the rows found are loaded, again all at once."""
     n_shapes = keys.shape[1]
-    n_lanes = lane_label.shape[0]
-    n_labels = kdense.shape[0]
-    # All lookups first: they are independent, so their cache misses overlap.
-    for s in range(n_shapes):
-        rows[s] = lookup(slot_keys, slot_rows, keys[i, s])
+    mask = np.uint64(tb.slot_keys.shape[0] - 1)
+    cache_mask = np.uint64(cache_tags.shape[0] - 1)
+    idle_mask = np.uint64(idle_tags.shape[0] - 1)
+    rows = sc.rows
+    start = 0
+    while start < n_shapes:
+        end = tb.level_end[start]
+        for b in range(count):
+            i = first + b
+            cacheable = cache_tags.shape[0] > 0 and not (use_loo and loo[i, 0] >= 0)
+            for s in range(start, end):
+                unseen = False
+                idle = False
+                for j in range(tb.n_parents[s]):
+                    parent_row = rows[b, tb.parents[s, j]]
+                    unseen |= parent_row == -1
+                    idle |= parent_row == _IDLE
+                key = keys[i, s]
+                if unseen:
+                    rows[b, s] = -1
+                elif idle:
+                    rows[b, s] = _IDLE
+                elif cacheable and cache_tags[key & cache_mask] == key:
+                    rows[b, s] = _IN_CACHE
+                elif idle_tags.shape[0] > 0 and idle_tags[key & idle_mask] == key:
+                    rows[b, s] = _IDLE
+                else:
+                    sc.cand_row[b, s] = tb.slot_rows[key & mask]
+                    sc.cand_key[b, s] = tb.slot_keys[key & mask]
+                    rows[b, s] = _PENDING
+        for b in range(count):
+            i = first + b
+            for s in range(start, end):
+                if rows[b, s] == _PENDING:
+                    if sc.cand_row[b, s] == EMPTY_ROW:
+                        rows[b, s] = -1
+                    elif sc.cand_key[b, s] == keys[i, s]:
+                        rows[b, s] = sc.cand_row[b, s]
+                    else:
+                        rows[b, s] = lookup(tb.slot_keys, tb.slot_rows, keys[i, s])
+                    if rows[b, s] >= 0:
+                        sc.cand_row[b, s] = _PENDING  # counts to load below
+                    elif idle_tags.shape[0] > 0:
+                        idle_tags[keys[i, s] & idle_mask] = keys[i, s]
+                else:
+                    sc.cand_row[b, s] = 0
+        for b in range(count):
+            for s in range(start, end):
+                _load_row(b, s, rows[b, s], tb, sc)
+        for b in range(count):
+            i = first + b
+            for s in range(start, end):
+                if sc.cand_row[b, s] == _PENDING and sc.n[b, s] == 0.0:
+                    rows[b, s] = _IDLE
+                    if idle_tags.shape[0] > 0:
+                        idle_tags[keys[i, s] & idle_mask] = keys[i, s]
+        start = end
+    for b in range(count):
+        for s in range(n_shapes):
+            if sc.ptr_hi[b, s] > sc.ptr_lo[b, s]:
+                _prefetch(tb.err_label, sc.ptr_lo[b, s])
+                _prefetch(tb.err_k, sc.ptr_lo[b, s])
+
+
+@nb.njit(cache=True, nogil=True, error_model="numpy", _nrt=False)
+def _gather_counts(i, b, keys, tb, ln, loo, loo_weight, use_loo, cache_tags, cache_vals, sc):
+    """The counts item ``i`` (block item b) uses at every shape: ``sc.n[b]`` and ``sc.k``,
+    or the cached posterior (``sc.cached``, ``sc.lo_post``); leave-one-out applied.
+    Returns whether the item may use the cache (not when its own counts are left out)."""
+    n_shapes = sc.cached.shape[0]
+    n_lanes = ln.label.shape[0]
+    n_labels = ln.label_ptr.shape[0] - 1
     labelled = use_loo and loo[i, 0] >= 0
-    w = 0.0
+    use_cache = cache_tags.shape[0] > 0 and not labelled
+    cache_mask = np.uint64(cache_tags.shape[0] - 1)
+    for s in range(n_shapes):
+        row = sc.rows[b, s]
+        hit = False
+        if use_cache and (row >= 0 or row == _IN_CACHE):
+            slot = keys[i, s] & cache_mask
+            hit = cache_tags[slot] == keys[i, s]
+            if hit:
+                for c in range(n_lanes):
+                    sc.lo_post[s, c] = cache_vals[slot, c]
+        sc.cached[s] = hit
+        if hit:
+            continue
+        if row == _IN_CACHE:  # evicted since the block's lookups: look it up now
+            row = lookup(tb.slot_keys, tb.slot_rows, keys[i, s])
+            sc.rows[b, s] = row
+            _load_row(b, s, row, tb, sc)
+        for c in range(n_lanes):
+            sc.k[s, c] = 0.0
+        if ln.direct:  # lane e is label e (scoring): scatter, then fill the padding lanes
+            for j in range(sc.ptr_lo[b, s], sc.ptr_hi[b, s]):
+                if tb.err_label[j] < n_labels:
+                    sc.k[s, tb.err_label[j]] = tb.err_k[j]
+            for c in range(n_labels, n_lanes):
+                sc.k[s, c] = sc.k[s, ln.label[c]]
+        else:
+            for j in range(sc.ptr_lo[b, s], sc.ptr_hi[b, s]):
+                label = tb.err_label[j]
+                if label < n_labels:
+                    k = tb.err_k[j]
+                    for q in range(ln.label_ptr[label], ln.label_ptr[label + 1]):
+                        sc.k[s, ln.label_lanes[q]] = k
     if labelled:
         w = loo_weight[i]
         for c in range(n_lanes):
-            y[c] = w * loo[i, lane_label[c]]
-    use_cache = cache_tags.shape[0] > 0 and not labelled
-    cache_mask = cache_tags.shape[0] - 1
-    root = lo_post[0]
+            sc.y[c] = w * loo[i, ln.label[c]]
+        for s in range(n_shapes):
+            n = max(sc.n[b, s] - w, 0.0)
+            sc.n[b, s] = n
+            for c in range(n_lanes):
+                sc.k[s, c] = min(max(sc.k[s, c] - sc.y[c], 0.0), n)
+    return use_cache
+
+
+@nb.njit(cache=True, nogil=True, error_model="numpy", _nrt=False)
+def _posteriors(i, b, keys, tb, ln, use_cache, cache_tags, cache_vals, sc):
+    """The recursion for item ``i`` (block item b), shapes in index order
+    (generalisations first), for every shape not answered by the cache: fills
+    ``sc.lo_prior`` and ``sc.lo_post`` and caches the posteriors it had to compute."""
+    n_shapes = sc.cached.shape[0]
+    n_lanes = ln.label.shape[0]
+    cache_mask = np.uint64(cache_tags.shape[0] - 1)
     for s in range(n_shapes):
-        row = rows[s]
-        post = lo_post[s]
-        if use_cache and row >= 0:
-            slot = row & cache_mask
-            if cache_tags[slot] == row:
-                cached = cache_vals[slot]
-                for c in range(n_lanes):
-                    post[c] = cached[c]
-                continue
-        k = k_shape[s]
-        n = 0.0
-        if row >= 0:
-            n = count_n[row]
-            for e in range(n_labels):
-                kdense[e] = 0.0
-            for j in range(err_ptr[row], err_ptr[row + 1]):
-                if err_label[j] < n_labels:
-                    kdense[err_label[j]] = err_k[j]
-            for c in range(n_lanes):
-                k[c] = kdense[lane_label[c]]
-        else:
-            for c in range(n_lanes):
-                k[c] = 0.0
-        if labelled:
-            n -= w
-            for c in range(n_lanes):
-                k[c] -= y[c]
-        n = max(n, 0.0)
-        for c in range(n_lanes):
-            k[c] = min(max(k[c], 0.0), n)
-        n_shape[s] = n
-        prior = lo_prior[s]
+        if sc.cached[s]:
+            continue
+        n = sc.n[b, s]
         if s == 0:
-            _root_lanes(k, n, post, work)
-            for c in range(n_lanes):
-                prior[c] = post[c]
+            _root_lanes(sc, n)
         else:
-            n_par = n_parents[s]
-            for c in range(n_lanes):
-                prior[c] = 0.0
-            for j in range(n_par):
-                parent = lo_post[parents[s, j]]
+            _prior_lanes(s, tb, ln, sc)
+            if n == 0.0:
+                # P(W) = prior(W) exactly; as cheap as a cache hit, so not cached
                 for c in range(n_lanes):
-                    prior[c] += parent[c] - root[c]
-            d_row = dtab[n_par]
+                    sc.lo_post[s, c] = sc.lo_prior[s, c]
+                continue
+            _posterior_lanes(sc, s, n, ln.s)
+        if use_cache:
+            slot = keys[i, s] & cache_mask
+            cache_tags[slot] = keys[i, s]
             for c in range(n_lanes):
-                prior[c] = root[c] + d_row[c] * prior[c]
-            if n > 0.0:
-                _posterior_lanes(prior, k, n, lane_s, post, work)
-            else:
-                for c in range(n_lanes):
-                    post[c] = prior[c]
-                continue  # as cheap as a cache hit: not worth a cache slot
-        if use_cache and row >= 0:
-            slot = row & cache_mask
-            cache_tags[slot] = row
-            cached = cache_vals[slot]
-            for c in range(n_lanes):
-                cached[c] = post[c]
+                cache_vals[slot, c] = sc.lo_post[s, c]
+
+
+@nb.njit(cache=True, nogil=True)
+def _empty_cache(n_threads, n_slots, n_lanes):
+    """Per-thread posterior caches. An empty slot's tag must never equal a key that maps
+    to it: such keys have key & mask == slot, so slot ^ 1 is a safe empty tag."""
+    tags = np.empty((n_threads, n_slots), dtype=np.uint64)
+    for t in range(n_threads):
+        for slot in range(n_slots):
+            tags[t, slot] = np.uint64(slot ^ 1)
+    return tags, np.empty((n_threads, n_slots, n_lanes))
 
 
 @nb.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
-def _score_kernel(
-    keys, parents, n_parents, slot_keys, slot_rows, count_n, err_ptr, err_label, err_k,
-    n_labels, lane_label, lane_s, dtab, loo, loo_weight, use_loo, n_threads, cache_slots,
-    out_full, out_root,
-):  # fmt: skip
-    """lo(P) at the full pattern and at the root for every item and the first
+def _score_kernel(keys, tb, ln, loo, loo_weight, use_loo, n_threads, cache_slots, out_full, out_root):
+    """lo(P) at the full pattern and at the root, for every item and the first
     ``out_full.shape[1]`` lanes. ``n_threads`` must be numba's current thread count (one
     cache per thread; ``get_num_threads`` inside a kernel would defeat on-disk caching)."""
     n_items, n_shapes = keys.shape
-    n_lanes = lane_label.shape[0]
+    n_lanes = ln.label.shape[0]
     n_out = out_full.shape[1]
-    cache_tags = np.full((n_threads, cache_slots), -1, dtype=np.int64)
-    cache_vals = np.empty((n_threads, cache_slots, n_lanes))
+    cache_tags, cache_vals = _empty_cache(n_threads, cache_slots, n_lanes)
+    idle_tags, _ = _empty_cache(n_threads, min(cache_slots, _IDLE_SLOTS), 0)
     n_chunks = (n_items + _CHUNK - 1) // _CHUNK
     for chunk in nb.prange(n_chunks):
         thread = nb.get_thread_id()
-        rows = np.empty(n_shapes, dtype=np.int64)
-        kdense = np.empty(n_labels)
-        y = np.empty(n_lanes)
-        n_shape = np.empty(n_shapes)
-        k_shape = np.empty((n_shapes, n_lanes))
-        lo_prior = np.empty((n_shapes, n_lanes))
-        lo_post = np.empty((n_shapes, n_lanes))
-        work = np.empty((6, n_lanes))
-        for i in range(chunk * _CHUNK, min(n_items, (chunk + 1) * _CHUNK)):
-            _item_recursion(
-                i, keys, parents, n_parents, slot_keys, slot_rows, count_n, err_ptr,
-                err_label, err_k, lane_label, lane_s, dtab, loo, loo_weight, use_loo,
-                cache_tags[thread], cache_vals[thread],
-                rows, kdense, y, n_shape, k_shape, lo_prior, lo_post, work,
-            )  # fmt: skip
-            for c in range(n_out):
-                out_full[i, c] = lo_post[n_shapes - 1, c]
-                out_root[i, c] = lo_post[0, c]
+        tags = cache_tags[thread]
+        vals = cache_vals[thread]
+        idle = idle_tags[thread]
+        sc = _scratch(n_shapes, n_lanes)
+        stop = min(n_items, (chunk + 1) * _CHUNK)
+        for first in range(chunk * _CHUNK, stop, _BLOCK):
+            count = min(_BLOCK, stop - first)
+            _find_counts(first, count, keys, tb, loo, use_loo, tags, idle, sc)
+            for b in range(count):
+                i = first + b
+                use_cache = _gather_counts(i, b, keys, tb, ln, loo, loo_weight, use_loo, tags, vals, sc)
+                _posteriors(i, b, keys, tb, ln, use_cache, tags, vals, sc)
+                for c in range(n_out):
+                    out_full[i, c] = sc.lo_post[n_shapes - 1, c]
+                    out_root[i, c] = sc.lo_post[0, c]
 
 
 @nb.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
-def _trace_kernel(
-    keys, parents, n_parents, slot_keys, slot_rows, count_n, err_ptr, err_label, err_k,
-    n_labels, lane_label, lane_s, dtab, loo, loo_weight, use_loo,
-    out_rows, out_n, out_k, out_prior, out_post,
-):  # fmt: skip
+def _trace_kernel(keys, tb, ln, loo, loo_weight, use_loo, out_rows, out_n, out_k, out_prior, out_post):
     """Every intermediate of the recursion, for explanations and audits (no cache)."""
     n_items, n_shapes = keys.shape
-    n_lanes = lane_label.shape[0]
+    n_lanes = ln.label.shape[0]
     n_out = out_post.shape[2]
-    no_tags = np.empty(0, dtype=np.int64)
-    no_vals = np.empty((0, n_lanes))
+    no_tags, no_vals = _empty_cache(1, 0, n_lanes)
     n_chunks = (n_items + _CHUNK - 1) // _CHUNK
     for chunk in nb.prange(n_chunks):
-        rows = np.empty(n_shapes, dtype=np.int64)
-        kdense = np.empty(n_labels)
-        y = np.empty(n_lanes)
-        n_shape = np.empty(n_shapes)
-        k_shape = np.empty((n_shapes, n_lanes))
-        lo_prior = np.empty((n_shapes, n_lanes))
-        lo_post = np.empty((n_shapes, n_lanes))
-        work = np.empty((6, n_lanes))
-        for i in range(chunk * _CHUNK, min(n_items, (chunk + 1) * _CHUNK)):
-            _item_recursion(
-                i, keys, parents, n_parents, slot_keys, slot_rows, count_n, err_ptr,
-                err_label, err_k, lane_label, lane_s, dtab, loo, loo_weight, use_loo,
-                no_tags, no_vals,
-                rows, kdense, y, n_shape, k_shape, lo_prior, lo_post, work,
-            )  # fmt: skip
-            for s in range(n_shapes):
-                out_rows[i, s] = rows[s]
-                out_n[i, s] = n_shape[s]
-                for c in range(n_out):
-                    out_k[i, s, c] = k_shape[s, c]
-                    out_prior[i, s, c] = lo_prior[s, c]
-                    out_post[i, s, c] = lo_post[s, c]
+        sc = _scratch(n_shapes, n_lanes)
+        stop = min(n_items, (chunk + 1) * _CHUNK)
+        for first in range(chunk * _CHUNK, stop, _BLOCK):
+            count = min(_BLOCK, stop - first)
+            _find_counts(first, count, keys, tb, loo, use_loo, no_tags[0], no_tags[0], sc)
+            for b in range(count):
+                i = first + b
+                _gather_counts(i, b, keys, tb, ln, loo, loo_weight, use_loo, no_tags[0], no_vals[0], sc)
+                _posteriors(i, b, keys, tb, ln, False, no_tags[0], no_vals[0], sc)
+                for s in range(n_shapes):
+                    row = sc.rows[b, s]
+                    if row == _IDLE:  # settled without its row: report it all the same
+                        row = lookup(tb.slot_keys, tb.slot_rows, keys[i, s])
+                    out_rows[i, s] = row
+                    out_n[i, s] = sc.n[b, s]
+                    for c in range(n_out):
+                        out_k[i, s, c] = sc.k[s, c]
+                        out_prior[i, s, c] = sc.lo_prior[s, c]
+                        out_post[i, s, c] = sc.lo_post[s, c]
 
 
 @nb.njit(cache=True, nogil=True)
@@ -392,42 +673,29 @@ def _log_sigmoid(x):
 
 
 @nb.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
-def _loglik_kernel(
-    keys, parents, n_parents, slot_keys, slot_rows, count_n, err_ptr, err_label, err_k,
-    n_labels, lane_label, lane_s, dtab, labels, weight, out_part,
-):  # fmt: skip
-    """Leave-one-out log-likelihood of the labelled items, per lane, summed per chunk
-    into ``out_part[chunk, lane]`` (the caller sums chunks in order: deterministic)."""
+def _loglik_kernel(keys, tb, ln, labels, weight, out_part):
+    """Leave-one-out log-likelihood of the labelled items, per lane, summed per task
+    into ``out_part[task, lane]`` (the caller sums tasks in order: deterministic)."""
     n_items, n_shapes = keys.shape
-    n_lanes = lane_label.shape[0]
+    n_lanes = ln.label.shape[0]
     n_out = out_part.shape[1]
-    no_tags = np.empty(0, dtype=np.int64)
-    no_vals = np.empty((0, n_lanes))
-    n_chunks = out_part.shape[0]
-    for chunk in nb.prange(n_chunks):
-        rows = np.empty(n_shapes, dtype=np.int64)
-        kdense = np.empty(n_labels)
-        y = np.empty(n_lanes)
-        n_shape = np.empty(n_shapes)
-        k_shape = np.empty((n_shapes, n_lanes))
-        lo_prior = np.empty((n_shapes, n_lanes))
-        lo_post = np.empty((n_shapes, n_lanes))
-        work = np.empty((6, n_lanes))
-        for i in range(chunk * _CHUNK, min(n_items, (chunk + 1) * _CHUNK)):
-            if labels[i, 0] < 0:
-                continue
-            _item_recursion(
-                i, keys, parents, n_parents, slot_keys, slot_rows, count_n, err_ptr,
-                err_label, err_k, lane_label, lane_s, dtab, labels, weight, True,
-                no_tags, no_vals,
-                rows, kdense, y, n_shape, k_shape, lo_prior, lo_post, work,
-            )  # fmt: skip
-            for c in range(n_out):
-                lo = lo_post[n_shapes - 1, c]
-                if labels[i, lane_label[c]] > 0:
-                    out_part[chunk, c] += weight[i] * _log_sigmoid(lo)
-                else:
-                    out_part[chunk, c] += weight[i] * _log_sigmoid(-lo)
+    no_tags, no_vals = _empty_cache(1, 0, n_lanes)
+    for chunk in nb.prange(out_part.shape[0]):
+        sc = _scratch(n_shapes, n_lanes)
+        stop = min(n_items, (chunk + 1) * _CHUNK)
+        for first in range(chunk * _CHUNK, stop, _BLOCK):
+            count = min(_BLOCK, stop - first)
+            _find_counts(first, count, keys, tb, labels, True, no_tags[0], no_tags[0], sc)
+            for b in range(count):
+                i = first + b
+                if labels[i, 0] < 0:
+                    continue
+                _gather_counts(i, b, keys, tb, ln, labels, weight, True, no_tags[0], no_vals[0], sc)
+                _posteriors(i, b, keys, tb, ln, False, no_tags[0], no_vals[0], sc)
+                for c in range(n_out):
+                    lo = sc.lo_post[n_shapes - 1, c]
+                    y = labels[i, ln.label[c]]
+                    out_part[chunk, c] += weight[i] * _log_sigmoid(lo if y > 0 else -lo)
 
 
 # --------------------------------------------------------------------------- wrappers
@@ -458,13 +726,6 @@ class FactorTrace(NamedTuple):
     lo_post: np.ndarray  # float64[n_items, S, E]
 
 
-class _Lanes(NamedTuple):
-    label: np.ndarray  # int64[C padded]
-    s: np.ndarray  # float64[C padded]
-    dtab: np.ndarray  # float64[L + 1, C padded], dtab[j, c] = min(1, d_c / j)
-    n_real: int
-
-
 def _check_coefficients(s_coef: np.ndarray, d_coef: np.ndarray, n_lanes: int) -> None:
     for name, values in (("S", s_coef), ("d", d_coef)):
         if values.shape != (n_lanes,) or not (np.isfinite(values).all() and (values > 0).all()):
@@ -474,24 +735,30 @@ def _check_coefficients(s_coef: np.ndarray, d_coef: np.ndarray, n_lanes: int) ->
             )
 
 
-def _lanes(label: np.ndarray, s_coef: np.ndarray, d_coef: np.ndarray, n_attr: int) -> _Lanes:
-    """Pad lanes to a multiple of ``_LANE_PAD`` with harmless copies of lane 0."""
+def _lane_spec(
+    label: np.ndarray, s_coef: np.ndarray, d_coef: np.ndarray, n_labels: int, n_attr: int
+) -> _LaneSpec:
+    """Lanes padded to a multiple of ``_LANE_PAD`` with harmless copies of lane 0."""
     label = np.asarray(label, dtype=np.int64)
     s_coef = np.asarray(s_coef, dtype=np.float64)
     d_coef = np.asarray(d_coef, dtype=np.float64)
     _check_coefficients(s_coef, d_coef, label.shape[0])
-    n_real = label.shape[0]
-    padded = -(-n_real // _LANE_PAD) * _LANE_PAD
-    pad = padded - n_real
+    if label.size and (label.min() < 0 or label.max() >= n_labels):
+        raise ValueError(f"lane labels must index the {n_labels} label columns")
+    pad = -(-label.shape[0] // _LANE_PAD) * _LANE_PAD - label.shape[0]
 
-    def padded_copy(values: np.ndarray) -> np.ndarray:
+    def padded(values: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(np.concatenate([values, np.repeat(values[:1], pad)]))
 
-    d_pad = padded_copy(d_coef)
-    dtab = np.zeros((n_attr + 1, padded))
+    label, s_coef, d_coef = padded(label), padded(s_coef), padded(d_coef)
+    dtab = np.zeros((n_attr + 1, label.shape[0]))
     for j in range(1, n_attr + 1):
-        dtab[j] = np.minimum(1.0, d_pad / j)
-    return _Lanes(padded_copy(label), padded_copy(s_coef), dtab, n_real)
+        dtab[j] = np.minimum(1.0, d_coef / j)
+    label_ptr = np.zeros(n_labels + 1, dtype=np.int64)
+    np.cumsum(np.bincount(label, minlength=n_labels), out=label_ptr[1:])
+    label_lanes = np.argsort(label, kind="stable").astype(np.int64)
+    direct = bool(np.array_equal(label[:n_labels], np.arange(n_labels)))
+    return _LaneSpec(label, s_coef, dtab, label_ptr, label_lanes, direct)
 
 
 def _check_keys(keys: np.ndarray, lattice: Lattice) -> np.ndarray:
@@ -530,15 +797,33 @@ def _check_loo(
     return loo, weight, True
 
 
-def _counts_args(counts: PatternCounts, index: KeyIndex) -> tuple[np.ndarray, ...]:
-    return (
-        index.slot_keys,
-        index.slot_rows,
+def _tables(lattice: Lattice, counts: PatternCounts, index: KeyIndex) -> _Tables:
+    # shapes come sorted by decreasing coarseness (lattice.py); runs of equal coarseness
+    # are never each other's generalisations
+    coarseness = lattice.levels.astype(np.int64).sum(axis=1)
+    level_end = np.empty(lattice.n_shapes, dtype=np.int64)
+    end = lattice.n_shapes
+    for s in range(lattice.n_shapes - 1, -1, -1):
+        if s + 1 < lattice.n_shapes and coarseness[s + 1] != coarseness[s]:
+            end = s + 1
+        level_end[s] = end
+    return _Tables(
+        np.ascontiguousarray(lattice.parents, dtype=np.int32),
+        np.ascontiguousarray(lattice.n_parents, dtype=np.int32),
+        level_end,
+        np.ascontiguousarray(index.slot_keys, dtype=np.uint64),
+        np.ascontiguousarray(index.slot_rows, dtype=np.int64),
         np.ascontiguousarray(counts.n, dtype=np.float64),
         np.ascontiguousarray(counts.err_ptr, dtype=np.int64),
         np.ascontiguousarray(counts.err_label, dtype=np.int16),
         np.ascontiguousarray(counts.err_k, dtype=np.float64),
     )
+
+
+def _cache_slots(n_items: int, n_shapes: int) -> int:
+    """A power of two; no larger than the patterns a thread could meet in the batch."""
+    patterns = max(1, n_items * n_shapes // nb.get_num_threads())
+    return int(min(_CACHE_SLOTS, max(64, 1 << (patterns - 1).bit_length())))
 
 
 def factor_log_odds(
@@ -560,16 +845,14 @@ def factor_log_odds(
     counts (weight ``loo_weight[i]``, default 1: the weight it was counted with).
     """
     keys = _check_keys(keys, lattice)
-    s_coef = np.asarray(s_coef, dtype=np.float64)
-    n_labels = s_coef.shape[0]
-    lanes = _lanes(np.arange(n_labels), s_coef, d_coef, lattice.parents.shape[1])
+    n_labels = np.shape(s_coef)[0]
+    lanes = _lane_spec(np.arange(n_labels), s_coef, d_coef, n_labels, lattice.parents.shape[1])
     loo_arr, weight, use_loo = _check_loo(loo, loo_weight, keys.shape[0], n_labels)
     out_full = np.empty((keys.shape[0], n_labels))
     out_root = np.empty((keys.shape[0], n_labels))
     _score_kernel(
-        keys, lattice.parents, lattice.n_parents, *_counts_args(counts, index), n_labels,
-        lanes.label, lanes.s, lanes.dtab, loo_arr, weight, use_loo,
-        nb.get_num_threads(), _CACHE_SLOTS, out_full, out_root,
+        keys, _tables(lattice, counts, index), lanes, loo_arr, weight, use_loo,
+        nb.get_num_threads(), _cache_slots(keys.shape[0], keys.shape[1]), out_full, out_root,
     )  # fmt: skip
     return FactorLogOdds(out_full, out_root)
 
@@ -590,9 +873,8 @@ def trace_factor(
     arithmetic is the scoring kernel's, so ``lo_post[:, -1]`` equals
     ``factor_log_odds(...).full`` bit for bit."""
     keys = _check_keys(keys, lattice)
-    s_coef = np.asarray(s_coef, dtype=np.float64)
-    n_labels = s_coef.shape[0]
-    lanes = _lanes(np.arange(n_labels), s_coef, d_coef, lattice.parents.shape[1])
+    n_labels = np.shape(s_coef)[0]
+    lanes = _lane_spec(np.arange(n_labels), s_coef, d_coef, n_labels, lattice.parents.shape[1])
     loo_arr, weight, use_loo = _check_loo(loo, loo_weight, keys.shape[0], n_labels)
     n_items, n_shapes = keys.shape
     out = FactorTrace(
@@ -602,10 +884,7 @@ def trace_factor(
         np.empty((n_items, n_shapes, n_labels)),
         np.empty((n_items, n_shapes, n_labels)),
     )
-    _trace_kernel(
-        keys, lattice.parents, lattice.n_parents, *_counts_args(counts, index), n_labels,
-        lanes.label, lanes.s, lanes.dtab, loo_arr, weight, use_loo, *out,
-    )  # fmt: skip
+    _trace_kernel(keys, _tables(lattice, counts, index), lanes, loo_arr, weight, use_loo, *out)
     return out
 
 
@@ -662,15 +941,9 @@ def loo_log_likelihood(
     keys = _check_keys(keys, lattice)
     labels = np.ascontiguousarray(labels, dtype=np.int8)
     n_labels = labels.shape[1] if labels.ndim == 2 else 0
-    lane_label = np.asarray(lane_label, dtype=np.int64)
-    if lane_label.size and (lane_label.min() < 0 or lane_label.max() >= n_labels):
-        raise ValueError(f"lane labels must index the {n_labels} label columns")
     loo_arr, weight_arr, _ = _check_loo(labels, weight, keys.shape[0], n_labels)
-    lanes = _lanes(lane_label, lane_s, lane_d, lattice.parents.shape[1])
+    lanes = _lane_spec(lane_label, lane_s, lane_d, n_labels, lattice.parents.shape[1])
     n_chunks = (keys.shape[0] + _CHUNK - 1) // _CHUNK
-    out_part = np.zeros((n_chunks, lanes.n_real))
-    _loglik_kernel(
-        keys, lattice.parents, lattice.n_parents, *_counts_args(counts, index), n_labels,
-        lanes.label, lanes.s, lanes.dtab, loo_arr, weight_arr, out_part,
-    )  # fmt: skip
+    out_part = np.zeros((n_chunks, np.shape(lane_label)[0]))
+    _loglik_kernel(keys, _tables(lattice, counts, index), lanes, loo_arr, weight_arr, out_part)
     return out_part.sum(axis=0)
