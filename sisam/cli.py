@@ -205,6 +205,24 @@ def kb_group() -> None:
     """Inspect and export knowledge bases."""
 
 
+@cli.command()
+@click.argument("scores", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The HTML page to write.")
+@click.option("--declarations", type=_TABLE_PATH, help="The scored declarations (default: recorded in a Parquet score table).")
+@click.option("--kb", "kb_dir", type=click.Path(file_okay=False, exists=True, path_type=Path), help="The knowledge base used (default: recorded in a Parquet score table).")
+@click.option("--top", type=click.IntRange(min=1), help="Items to list (default: the top 2 %, at least 20, at most 500).")
+@_LANG_OPTION
+@_KNOWLEDGE_OPTION
+@_domain_errors
+def report(scores, out, declarations, kb_dir, top, lang, knowledge) -> None:
+    """The officer's worklist: a self-contained HTML page of the riskiest items, explained."""
+    from sisam.knowledge import load_knowledge
+    from sisam.report import build_report
+
+    summary = build_report(scores, out, declarations=declarations, kb_dir=kb_dir, top=top, lang=lang, knowledge=load_knowledge(knowledge))
+    click.echo(str(summary))
+
+
 @kb_group.command("info")
 @click.argument("kb_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.option("--version", "version", type=int, help="A version still on disk (default: the current one).")

@@ -81,6 +81,10 @@ def run_demo(
     say(f"recall per error type: {out / 'evaluation.md'}")
     write_table(_top_items(scores, error_ids), out / "top_items.csv")
     say(f"the 1 % of test items most likely wrong: {out / 'top_items.csv'}")
+    from sisam.report import build_report
+
+    worklist = build_report(scores_path, out / "worklist.html", knowledge=knowledge)
+    say(f"officer's worklist ({worklist.n_items:,} items, open it in a browser): {worklist.out.resolve()}")
     return DemoResult(out, world, kb_dir, scores_path, evaluation, lines)
 
 

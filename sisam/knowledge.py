@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from sisam.contract import COLUMNS, ERROR_IDS
-from sisam.engine.lattice import MAX_SHAPES
 from sisam.engine.keys import SHAPE_BITS
+from sisam.engine.lattice import MAX_SHAPES
 from sisam.engine.levels import CODE_VERSION, parse_level
 from sisam.errors import KnowledgeError
 from sisam.resources import data_dir

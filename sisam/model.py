@@ -324,5 +324,7 @@ def score(
         if not parts:  # an input with a header and no rows still gets a score table
             parts.append(score_frame(read_declarations(items)))
         table = pd.concat(parts, ignore_index=True)
-        write_table(table, out)
+        from sisam.report import score_metadata
+
+        write_table(table, out, score_metadata(items, kb_dir, scorer.version.version, scorer.version.content_hash))
     return ScoreSummary(out, len(table), scorer.version.version, time.perf_counter() - start)
