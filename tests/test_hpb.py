@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sisam.engine import hpb
+from sisam.engine import fit, hpb, network
 from sisam.engine import reference_hpb as ref
 from sisam.engine.counts import PatternCounts
 from sisam.engine.hashtable import build_index
@@ -418,3 +418,169 @@ def test_bad_inputs_are_refused():
                             loo=np.array([[1, -1], [-1, -1]], np.int8))  # fmt: skip
     with pytest.raises(ValueError, match="lane labels"):
         hpb.loo_log_likelihood(world.keys, *args, world.labels, [2], [1.0], [1.0])
+
+
+# ----------------------------------------------------------------------------- network
+
+log_odds_values = st.floats(-800.0, 800.0, allow_nan=False)
+
+
+@SETTINGS
+@given(st.integers(1, 4), st.integers(1, 5), st.integers(0, 1000))
+def test_network_combination_matches_reference(n_factors, n_labels, seed):
+    rng = np.random.default_rng(seed)
+    n_items = 7
+    factor_lo = [rng.normal(-3, 4, (n_items, n_labels)) for _ in range(n_factors)]
+    base = rng.normal(-3, 1, (n_items, n_labels))
+    membership = rng.random((n_factors, n_labels)) < 0.6
+    dnet = rng.choice([0.5, 1.0, 1.5, 2.0, 3.0], n_labels)
+    got = network.combine(factor_lo, base, membership, dnet)
+    for i in range(n_items):
+        expected = ref.network_log_odds(
+            [lo[i].tolist() for lo in factor_lo], base[i].tolist(), membership.tolist(), dnet
+        )
+        assert got[i].tolist() == expected  # same operations in the same order
+    empty = ~membership.any(axis=0)
+    assert np.array_equal(got[:, empty], base[:, empty])
+
+
+@SETTINGS
+@given(st.lists(st.lists(log_odds_values, min_size=4, max_size=4), min_size=1, max_size=6))
+def test_any_is_clipped_into_the_frechet_bounds(rows):
+    lo = np.array(rows)
+    got = network.coherent_any(lo)
+    assert np.array_equal(got[:, :-1], lo[:, :-1])
+    p_errors = network.logistic(lo[:, :-1])
+    p_any = network.logistic(got[:, -1])
+    assert (p_any >= p_errors.max(axis=1)).all()
+    upper = np.minimum(1.0, p_errors.sum(axis=1))
+    assert (p_any <= upper * (1 + 1e-12) + 1e-300).all()
+    inside = (lo[:, -1] >= lo[:, :-1].max(axis=1)) & (
+        network.logistic(lo[:, -1]) <= upper * (1 - 1e-9)
+    )
+    assert np.array_equal(got[inside, -1], lo[inside, -1])
+
+
+@SETTINGS
+@given(st.lists(st.floats(-1e300, 1e300, allow_nan=False), min_size=1, max_size=20))
+def test_probabilities_are_finite_and_strictly_inside_zero_one(values):
+    p = network.probabilities(np.array(values))
+    assert np.isfinite(p).all() and (p > 0).all() and (p < 1).all()
+    order = np.argsort(values, kind="stable")
+    assert (np.diff(p[order]) >= 0).all()  # monotone in the log-odds
+
+
+@SETTINGS
+@given(log_odds_values, st.integers(0, 1))
+def test_bernoulli_log_likelihood_matches_reference(lo, y):
+    got = float(network.log_likelihood(np.array([lo]), np.array([y]))[0])
+    assert math.isclose(got, ref.log_likelihood(lo, y), rel_tol=1e-12, abs_tol=1e-300)
+
+
+def test_network_probabilities_chain_the_three_steps():
+    rng = np.random.default_rng(5)
+    factor_lo = [rng.normal(-2, 3, (20, 4)) for _ in range(2)]
+    base = np.full((20, 4), -2.5)
+    membership = np.ones((2, 4), dtype=bool)
+    dnet = np.array([1.0, 2.0, 0.5, 1.5])
+    lo = network.coherent_any(network.combine(factor_lo, base, membership, dnet))
+    got = network.network_probabilities(factor_lo, base, membership, dnet)
+    assert np.array_equal(got, network.probabilities(lo))
+
+
+# --------------------------------------------------------------------------------- fit
+
+
+def fit_world(seed: int = 2, n_items: int = 60) -> tuple[list[World], np.ndarray]:
+    """Two factors over the same items: a two-attribute one and a one-attribute one."""
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, 5, (n_items, 2))
+    labels = (rng.random((n_items, 3)) < 0.25 + 0.1 * codes[:, :1]).astype(np.int8)
+    labels[rng.random(n_items) < 0.3] = -1
+    return [World((1, 1), codes, labels), World((1,), codes[:, 1:], labels)], labels
+
+
+def test_sample_of_labelled_items_is_seeded_and_labelled():
+    labels = np.full((1000, 2), -1, np.int8)
+    labels[::3] = 0
+    first = fit.sample_labelled(labels, 100, seed=7)
+    assert first.size == 100 and (np.diff(first) > 0).all() and (labels[first, 0] == 0).all()
+    assert np.array_equal(first, fit.sample_labelled(labels, 100, seed=7))
+    assert not np.array_equal(first, fit.sample_labelled(labels, 100, seed=8))
+    assert np.array_equal(fit.sample_labelled(labels, 10**6), np.flatnonzero(labels[:, 0] == 0))
+
+
+def test_fit_picks_the_best_leave_one_out_likelihood_of_the_grid():
+    worlds_, labels = fit_world()
+    states = [hpb.FactorState(w.lattice, w.counts, w.index) for w in worlds_]
+    keys = [w.keys for w in worlds_]
+    membership = np.array([[True, True, True], [True, False, True]])
+    grid = fit.fit_coefficients(states, keys, labels, membership, search="grid", seed=1)
+    coordinate = fit.fit_coefficients(states, keys, labels, membership, seed=1)
+    labelled = np.flatnonzero(labels[:, 0] >= 0)
+    assert grid.n_items == labelled.size and not np.isnan(grid.factor_loglik).any()
+
+    # every grid value is the reference's leave-one-out likelihood (2 pairs checked)
+    world = worlds_[0]
+    for i, j in ((0, 0), (len(fit.S_GRID) - 1, 4)):
+        s_coef = np.full(3, fit.S_GRID[i])
+        d_coef = np.full(3, fit.D_GRID[j])
+        lo = reference_scores(world, world.keys, s_coef, d_coef, labels)
+        expected = [
+            sum(ref.log_likelihood(lo[r, e], labels[r, e]) for r in labelled) for e in range(3)
+        ]
+        assert np.allclose(grid.factor_loglik[0, :, i, j], expected, rtol=1e-12, atol=0)
+
+    # the choice is the grid's argmax (first in grid order); coordinate search agrees on
+    # the pairs it evaluated
+    for f in range(2):
+        for e in range(3):
+            table = grid.factor_loglik[f, e]
+            i, j = np.unravel_index(np.argmax(table), table.shape)
+            assert (grid.s[f, e], grid.d[f, e]) == (fit.S_GRID[i], fit.D_GRID[j])
+    tried = ~np.isnan(coordinate.factor_loglik)
+    assert tried.sum(axis=(2, 3)).max() == len(fit.S_GRID) + len(fit.D_GRID) - 1
+    assert np.array_equal(coordinate.factor_loglik[tried], grid.factor_loglik[tried])
+    assert (coordinate.chosen_factor_loglik <= grid.chosen_factor_loglik).all()
+
+    # dnet: the network's leave-one-out likelihood, recomputed from the factors' scores
+    factor_lo, base = [], None
+    for f, world in enumerate(worlds_):
+        out = hpb.factor_log_odds(
+            world.keys[labelled], world.lattice, world.counts, world.index,
+            grid.s[f], grid.d[f], loo=labels[labelled],
+        )  # fmt: skip
+        factor_lo.append(out.full)
+        base = out.root
+    for j, dnet in enumerate(fit.D_GRID):
+        expected = np.zeros(3)
+        for r in range(labelled.size):
+            lo = ref.network_log_odds(
+                [x[r].tolist() for x in factor_lo], base[r].tolist(), membership.tolist(),
+                [dnet] * 3,
+            )  # fmt: skip
+            for e in range(3):
+                expected[e] += ref.log_likelihood(lo[e], labels[labelled[r], e])
+        assert np.allclose(grid.network_loglik[:, j], expected, rtol=1e-12, atol=0)
+    assert np.array_equal(grid.dnet, np.asarray(fit.D_GRID)[np.argmax(grid.network_loglik, axis=1)])
+    assert np.array_equal(grid.chosen_network_loglik, grid.network_loglik.max(axis=1))
+
+
+def test_fit_is_reproducible_and_refuses_bad_input():
+    worlds_, labels = fit_world(seed=4, n_items=80)
+    states = [hpb.FactorState(w.lattice, w.counts, w.index) for w in worlds_]
+    keys = [w.keys for w in worlds_]
+    membership = np.ones((2, 3), dtype=bool)
+    a = fit.fit_coefficients(states, keys, labels, membership, sample_size=20, seed=3)
+    b = fit.fit_coefficients(states, keys, labels, membership, sample_size=20, seed=3)
+    assert a.n_items == 20
+    assert all(np.array_equal(x, y, equal_nan=True) for x, y in zip(
+        (a.s, a.d, a.dnet, a.factor_loglik, a.network_loglik),
+        (b.s, b.d, b.dnet, b.factor_loglik, b.network_loglik), strict=True,
+    ))  # fmt: skip
+    with pytest.raises(ValueError, match="search"):
+        fit.fit_coefficients(states, keys, labels, membership, search="random")
+    with pytest.raises(ValueError, match="membership"):
+        fit.fit_coefficients(states, keys, labels, membership[:, :2])
+    with pytest.raises(ValueError, match="no labelled item"):
+        fit.fit_coefficients(states, keys, np.full_like(labels, -1), membership)

@@ -701,6 +701,15 @@ def _loglik_kernel(keys, tb, ln, labels, weight, out_part):
 # --------------------------------------------------------------------------- wrappers
 
 
+class FactorState(NamedTuple):
+    """What scoring needs of one factor: its lattice, its counts and their key index
+    (``build_index(counts.keys)``)."""
+
+    lattice: Lattice
+    counts: PatternCounts
+    index: KeyIndex
+
+
 class FactorLogOdds(NamedTuple):
     """A factor's answer for a batch of items: lo(P_e) at the full pattern, and lo(p_e)
     at the root (the baseline the network combination calibrates towards; identical for

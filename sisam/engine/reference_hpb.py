@@ -9,9 +9,10 @@ Exact where the formula is rational, float where it is not:
 * counts, S, the priors' probabilities and the posteriors are ``fractions.Fraction``
   (every float converts to a Fraction exactly), so P_e(W) = (k + S prior) / (n + S) and
   p_e = (k + 1/2) / (n + 1) carry no rounding at all;
-* the log-odds lo(P) = ln(P / (1 - P)) is a float: ``_log_fraction`` scales the rational
+* the log-odds lo(P) = ln(P / (1 - P)) is a float: ``log_fraction`` scales the rational
   P / (1 - P) by an exact power of two into [1/2, 2), rounds it once to a float and takes
-  ``math.log``, so it stays accurate (within a few ulp) whatever the magnitude;
+  ``math.log`` (or ``math.log1p`` of the exact q - 1 near 1), so it stays accurate within
+  a few ulp whatever the magnitude;
 * the prior's log-odds (a sum over generalisations, the calibration D(j) = min(1, d / j))
   is float arithmetic, and the prior's probability comes from t = ``math.exp``(-|lo|),
   itself a float turned into an exact Fraction: prior = 1 / (1 + t) or t / (1 + t).
@@ -53,7 +54,10 @@ def exp_fraction(x: float) -> Fraction:
 
 
 def log_fraction(q: Fraction) -> float:
-    """ln(q) for a positive rational q of any magnitude."""
+    """ln(q) for a positive rational q of any magnitude, accurate relatively even where
+    ln(q) is near 0 (q - 1 is exact before rounding)."""
+    if Fraction(1, 2) < q < 2:
+        return math.log1p(float(q - 1))
     shift = q.numerator.bit_length() - q.denominator.bit_length()
     scaled = q / (1 << shift) if shift >= 0 else q * (1 << -shift)
     return math.log(float(scaled)) + shift * _LN2
