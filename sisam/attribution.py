@@ -44,7 +44,6 @@ describes another number than the one in the score table.
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -63,7 +62,6 @@ from sisam.knowledge import Attribute
 if TYPE_CHECKING:
     from sisam.model import Scorer
 
-log = logging.getLogger("sisam.attribution")
 
 #: Items traced at once: the trace holds n * S * E floats per factor (about 40 MB per
 #: array for 1,024 items over the shipped catalog's 164 shapes and 31 labels).

@@ -4,29 +4,30 @@ brief.md: the same 90 % can call for opposite actions, so the explanation matter
 as the number. Every explanation here is built from ``sisam.attribution``'s exact terms
 (hpb.md, "Why explanations come for free") in two steps:
 
-1. **Values.** ``error_values`` picks, for one item and error type, what to say: the
-   probability and the base rate, the (at most two) inspected patterns that push the
+1. **Values.** ``ItemEvidence.values`` picks, for one item and error type, what to say:
+   the probability and the base rate, the (at most two) inspected patterns that push the
    probability up hardest, the one that pushes it down hardest (the reassuring side), and
    whether the item's finest combination was never inspected. A pattern is named in the
    item's own terms (``PatternPart`` -> a "part": this importer, heading 8481, origin CN)
-   and comes with its counts: inspected n times, error found k times, rate k / n. The
-   values are plain JSON-ready data; the reasoning log stores them verbatim
-   (``sisam.reasoning_log``), and the templates get nothing else, so every number in a
-   sentence is in the log.
+   and comes with its counts: inspected n times, error found k times, rate k / n, against
+   the rate its coarser patterns led to expect. The values are plain JSON-ready data; the
+   reasoning log stores them verbatim (``sisam.reasoning_log``), and the templates get
+   nothing else, so every number in a sentence is in the log.
 2. **Words.** jinja2 templates in ``explanations/<lang>/`` turn values into sentences
-   (``error.txt.j2``, one sentence a line), a pattern into a phrase (``pattern.txt.j2``),
+   (``error.txt.j2``, one sentence a line), patterns into phrases (``patterns.txt.j2``),
    and a whole item into a text (``item.txt.j2``) or an HTML fragment (``item.html.j2``).
    Grammar lives in the templates (``phrases.j2``: "this broker at this customs office",
    "esta unidade aduaneira"), so a translator edits templates, not code. Numbers,
    percentages and dates go through the filters ``number``, ``count``, ``percent``,
    ``signed`` and ``date``, which format for the template's ``lang`` (``sisam.formatting``).
 
-One strict environment renders everything (style.md, item 10): a
-``jinja2.sandbox.SandboxedEnvironment`` (templates a user passes with ``--templates``
-cannot reach Python internals; the shipped ones gain nothing from more power), with
-``StrictUndefined`` (a misspelt value is an error, never an empty gap in a sentence) and
-autoescaping for ``.html`` templates. A user folder overrides shipped templates file by
-file. Rendering failures raise ``TemplateError`` naming the template and the cause.
+One strict environment configuration renders everything (style.md, item 10;
+``template_environment``): ``StrictUndefined`` (a misspelt value is an error, never an
+empty gap in a sentence), autoescaping for ``.html`` templates, and a
+``jinja2.sandbox.SandboxedEnvironment`` as soon as the user passes templates of their own
+(``--templates``), which then cannot reach Python internals. A user folder overrides the
+shipped templates file by file. Rendering failures raise ``TemplateError`` naming the
+template and the cause.
 
 Public API: ``explain_items`` (the worklist calls it) returns ``ItemExplanation`` objects;
 ``render_item`` turns one into the text ``sisam explain`` prints.
@@ -35,7 +36,6 @@ Public API: ``explain_items`` (the worklist calls it) returns ``ItemExplanation`
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,7 +64,6 @@ from sisam.resources import data_dir
 if TYPE_CHECKING:
     from sisam.model import Scorer
 
-log = logging.getLogger("sisam.explain")
 
 #: Contributions (nats of log-odds) below this size are not worth a sentence: 0.05 moves
 #: the odds by 5 %. The reasoning rows still list every pattern.
@@ -495,8 +494,8 @@ class ErrorExplanation:
     id: str
     name: str
     probability: float
-    sentences: tuple[str, ...]
-    reasoning: tuple[ReasoningRow, ...]
+    sentences: list[str]
+    reasoning: list[ReasoningRow]
     values: Mapping[str, Any]
 
 
@@ -510,13 +509,13 @@ class ItemExplanation:
     item_no: int
     office: str
     p_any: float
-    errors: tuple[ErrorExplanation, ...]
+    errors: list[ErrorExplanation]
     values: Mapping[str, Any]
 
 
 def reasoning_rows(
     decomposition: ErrorAttribution, phrases: Mapping[tuple[PatternPart, ...], str]
-) -> tuple[ReasoningRow, ...]:
+) -> list[ReasoningRow]:
     """Every pattern of an error type's network, largest |contribution| first; ties (the
     never-inspected patterns, all 0) keep the catalog's factor and shape order."""
     rows = [
@@ -526,7 +525,7 @@ def reasoning_rows(
         )
         for c in decomposition.contributions
     ]
-    return tuple(sorted(rows, key=lambda r: -abs(r.contribution)))
+    return sorted(rows, key=lambda r: -abs(r.contribution))
 
 
 def explain_items(
@@ -568,7 +567,7 @@ def explain_items(
                         id=label,
                         name=values["error"]["name"],
                         probability=values["probability"],
-                        sentences=tuple(renderer.sentences(values)),
+                        sentences=renderer.sentences(values),
                         reasoning=reasoning_rows(decomposition, phrases),
                         values=values,
                     )
@@ -580,7 +579,7 @@ def explain_items(
                     item_no=header["item_no"],
                     office=header["office"],
                     p_any=header["p_any"],
-                    errors=tuple(errors),
+                    errors=errors,
                     values=header,
                 )
             )

@@ -645,5 +645,6 @@ def replay(path: Path, kb_dir: Path | None = None) -> ReplayReport:
     if model is None and kb_dir is not None:
         # a log of no items: the knowledge base it names must still be the one given
         _open_kb(_Model.from_header(_check_header(next(read_records(path)), path)), kb_dir)
+    log.info("%s", report.render().splitlines()[-1])
     return report
 

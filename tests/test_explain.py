@@ -109,7 +109,7 @@ def test_the_worklist_reads_the_explanations(world: World, scorer):
     explanations = explain_items(scorer, world.test.iloc[:4], "pt-BR", top=2)
     entries = entries_from_explanations(explanations)
     assert [(e.declaration_id, e.item_no) for e in entries] == [(x.declaration_id, x.item_no) for x in explanations]
-    assert entries[0].errors[0].sentences == explanations[0].errors[0].sentences
+    assert list(entries[0].errors[0].sentences) == explanations[0].errors[0].sentences
     assert entries[0].errors[0].reasoning[0].pattern == explanations[0].errors[0].reasoning[0].pattern
 
 
