@@ -38,11 +38,11 @@ from sisam.declarations import iter_declarations, read_declarations, read_pair
 from sisam.encoding import Encoder, FactorPlan, factor_plans
 from sisam.engine.counting import count_factor
 from sisam.engine.counts import PatternCounts, merge
+from sisam.engine.fit import fit_coefficients
 from sisam.engine.hashtable import KeyIndex, build_index
-from sisam.engine.hpb import factor_log_odds
+from sisam.engine.hpb import FactorState, factor_log_odds
 from sisam.engine.network import network_probabilities
 from sisam.errors import SisamError
-from sisam.fitting import FitResult, fit_coefficients
 from sisam.knowledge import Knowledge, load_knowledge
 from sisam.labels import label_matrix
 
@@ -107,6 +107,15 @@ def count_frame(
     return counts, inspected_keys
 
 
+@dataclass(frozen=True)
+class FittedCoefficients:
+    """Coefficients in the knowledge base's layout: per factor S, d and the leave-one-out
+    log-likelihood they reach, per label dnet and its log-likelihood (float64[E] each)."""
+
+    coefficients: dict[str, dict[str, np.ndarray]]
+    network_coefficients: dict[str, np.ndarray]
+
+
 def _fit(
     knowledge: Knowledge,
     plans: dict[str, FactorPlan],
@@ -115,16 +124,20 @@ def _fit(
     inspected_labels: np.ndarray,
     sample: int,
     seed: int,
-) -> FitResult:
-    return fit_coefficients(
-        {name: plan.lattice for name, plan in plans.items()},
-        counts,
-        {name: build_index(c.keys) for name, c in counts.items()},
-        inspected_keys,
+) -> FittedCoefficients:
+    names = list(plans)
+    fitted = fit_coefficients(
+        [FactorState(plans[n].lattice, counts[n], build_index(counts[n].keys)) for n in names],
+        [inspected_keys[n] for n in names],
         inspected_labels,
         network_membership(knowledge),
-        sample=sample,
+        sample_size=sample,
         seed=seed,
+    )
+    loglik = fitted.chosen_factor_loglik
+    return FittedCoefficients(
+        {n: {"S": fitted.s[f], "d": fitted.d[f], "loo_loglik": loglik[f]} for f, n in enumerate(names)},
+        {"dnet": fitted.dnet, "loo_loglik": fitted.chosen_network_loglik},
     )
 
 
