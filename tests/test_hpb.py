@@ -205,8 +205,9 @@ def test_trace_matches_reference_and_scoring(world, s_coef, d_coef):
     keys = world.keys[:6]
     trace = hpb.trace_factor(keys, world.lattice, world.counts, world.index, s_coef, d_coef)
     scores = hpb.factor_log_odds(keys, world.lattice, world.counts, world.index, s_coef, d_coef)
-    assert np.array_equal(trace.lo_post[:, -1], scores.full)
+    assert np.array_equal(trace.full, scores.full)
     assert np.array_equal(trace.lo_post[:, 0], scores.root)
+    assert_close(trace.full, trace.lo_post[:, -1])
     for i in range(keys.shape[0]):
         expected = ref.item_trace(keys[i].tolist(), world.lattice, world.table, s_coef, d_coef)
         assert_close(trace.lo_post[i], expected["lo_post"])

@@ -161,6 +161,7 @@ class _LaneSpec(NamedTuple):
     label_ptr: np.ndarray  # int64[E + 1]
     label_lanes: np.ndarray  # int64[C]
     direct: bool  # lane e evaluates label e for e < E (the padding lanes copy lane 0)
+    weights: np.ndarray  # float64[S, C]: path weights w_W per shape and lane
 
 
 class _Scratch(NamedTuple):
@@ -179,6 +180,7 @@ class _Scratch(NamedTuple):
     lo_prior: np.ndarray  # float64[S, C]
     lo_post: np.ndarray  # float64[S, C]
     y: np.ndarray  # float64[C]: w * y_e of the item left out, per lane
+    evidence: np.ndarray  # float64[C]: sum of w_W * delta_W so far
     a: np.ndarray  # float64[C]: |lo(prior)|, clamped
     t: np.ndarray  # float64[C]: exp(-a)
     s_t: np.ndarray  # float64[C]: S * t
@@ -207,6 +209,7 @@ def _scratch(n_shapes, n_lanes):
         np.zeros((n_shapes, n_lanes)),
         np.zeros((n_shapes, n_lanes)),
         np.zeros((n_shapes, n_lanes)),
+        np.zeros(n_lanes),
         np.zeros(n_lanes),
         np.empty(n_lanes),
         np.empty(n_lanes),
@@ -514,15 +517,20 @@ def _find_counts(first, count, keys, tb, loo, use_loo, cache_tags, idle_tags, sc
 
 @nb.njit(cache=True, nogil=True, error_model="numpy", _nrt=False)
 def _gather_counts(i, b, keys, tb, ln, loo, loo_weight, use_loo, cache_tags, cache_vals, sc):
-    """The counts item ``i`` (block item b) uses at every shape: ``sc.n[b]`` and ``sc.k``,
-    or the cached posterior (``sc.cached``, ``sc.lo_post``); leave-one-out applied.
-    Returns whether the item may use the cache (not when its own counts are left out)."""
+    """The counts item ``i`` (block item b) uses at every shape with labelled items:
+    ``sc.n[b]`` (every shape, after leave-one-out) and ``sc.k`` (where n > 0), or the
+    cached posterior (``sc.cached``, ``sc.lo_post``). Returns whether the item may use
+    the cache (not when its own counts are left out)."""
     n_shapes = sc.cached.shape[0]
     n_lanes = ln.label.shape[0]
     n_labels = ln.label_ptr.shape[0] - 1
     labelled = use_loo and loo[i, 0] >= 0
     use_cache = cache_tags.shape[0] > 0 and not labelled
     cache_mask = np.uint64(cache_tags.shape[0] - 1)
+    w = loo_weight[i] if labelled else 0.0
+    if labelled:
+        for c in range(n_lanes):
+            sc.y[c] = w * loo[i, ln.label[c]]
     for s in range(n_shapes):
         row = sc.rows[b, s]
         hit = False
@@ -539,6 +547,10 @@ def _gather_counts(i, b, keys, tb, ln, loo, loo_weight, use_loo, cache_tags, cac
             row = lookup(tb.slot_keys, tb.slot_rows, keys[i, s])
             sc.rows[b, s] = row
             _load_row(b, s, row, tb, sc)
+        n = max(sc.n[b, s] - w, 0.0)
+        sc.n[b, s] = n
+        if n == 0.0:
+            continue  # P(W) = prior(W): k is never read
         for c in range(n_lanes):
             sc.k[s, c] = 0.0
         if ln.direct:  # lane e is label e (scoring): scatter, then fill the padding lanes
@@ -554,41 +566,54 @@ def _gather_counts(i, b, keys, tb, ln, loo, loo_weight, use_loo, cache_tags, cac
                     k = tb.err_k[j]
                     for q in range(ln.label_ptr[label], ln.label_ptr[label + 1]):
                         sc.k[s, ln.label_lanes[q]] = k
-    if labelled:
-        w = loo_weight[i]
-        for c in range(n_lanes):
-            sc.y[c] = w * loo[i, ln.label[c]]
-        for s in range(n_shapes):
-            n = max(sc.n[b, s] - w, 0.0)
-            sc.n[b, s] = n
+        if labelled:
             for c in range(n_lanes):
                 sc.k[s, c] = min(max(sc.k[s, c] - sc.y[c], 0.0), n)
     return use_cache
 
 
 @nb.njit(cache=True, nogil=True, error_model="numpy", _nrt=False)
-def _posteriors(i, b, keys, tb, ln, use_cache, cache_tags, cache_vals, sc):
-    """The recursion for item ``i`` (block item b), shapes in index order
-    (generalisations first), for every shape not answered by the cache: fills
-    ``sc.lo_prior`` and ``sc.lo_post`` and caches the posteriors it had to compute."""
+def _posteriors(i, b, keys, tb, ln, use_cache, every_shape, cache_tags, cache_vals, sc):
+    """The recursion for item ``i`` (block item b), generalisations first, and the
+    factor's answer lo(p) + ``sc.evidence`` at the full pattern.
+
+    By hpb.md's weight-of-evidence identity, lo(P(full)) = lo(p) + sum_W w_W delta_W with
+    delta_W = lo(P(W)) - lo(prior(W)) and w_W the path weights (``path_weights``, fixed
+    per lane). delta_W = 0 where n_W = 0, and a shape with n_W > 0 has n > 0 at all its
+    generalisations (monotone counts), so the shapes with labelled items form a closed
+    sub-lattice whose posteriors never need the others': the sum runs over them alone,
+    and a new item's many unseen patterns cost nothing. ``every_shape`` also fills the
+    priors and posteriors of the shapes without labelled items, for explanations. The sum
+    is taken in shape order whether a posterior came from the cache or not, so that the
+    result does not depend on the cache."""
     n_shapes = sc.cached.shape[0]
     n_lanes = ln.label.shape[0]
     cache_mask = np.uint64(cache_tags.shape[0] - 1)
+    for c in range(n_lanes):
+        sc.evidence[c] = 0.0
     for s in range(n_shapes):
-        if sc.cached[s]:
-            continue
         n = sc.n[b, s]
         if s == 0:
-            _root_lanes(sc, n)
-        else:
+            if not sc.cached[0]:
+                _root_lanes(sc, n)
+            for c in range(n_lanes):
+                sc.lo_prior[0, c] = sc.lo_post[0, c]  # delta at the root is 0
+        elif sc.cached[s]:
             _prior_lanes(s, tb, ln, sc)
-            if n == 0.0:
-                # P(W) = prior(W) exactly; as cheap as a cache hit, so not cached
-                for c in range(n_lanes):
-                    sc.lo_post[s, c] = sc.lo_prior[s, c]
-                continue
+        elif n > 0.0:
+            _prior_lanes(s, tb, ln, sc)
             _posterior_lanes(sc, s, n, ln.s)
-        if use_cache:
+        elif every_shape:
+            _prior_lanes(s, tb, ln, sc)
+            for c in range(n_lanes):
+                sc.lo_post[s, c] = sc.lo_prior[s, c]  # P(W) = prior(W) exactly
+            continue
+        else:
+            continue
+        if s > 0:
+            for c in range(n_lanes):
+                sc.evidence[c] += ln.weights[s, c] * (sc.lo_post[s, c] - sc.lo_prior[s, c])
+        if use_cache and not sc.cached[s]:
             slot = keys[i, s] & cache_mask
             cache_tags[slot] = keys[i, s]
             for c in range(n_lanes):
@@ -630,14 +655,16 @@ def _score_kernel(keys, tb, ln, loo, loo_weight, use_loo, n_threads, cache_slots
             for b in range(count):
                 i = first + b
                 use_cache = _gather_counts(i, b, keys, tb, ln, loo, loo_weight, use_loo, tags, vals, sc)
-                _posteriors(i, b, keys, tb, ln, use_cache, tags, vals, sc)
+                _posteriors(i, b, keys, tb, ln, use_cache, False, tags, vals, sc)
                 for c in range(n_out):
-                    out_full[i, c] = sc.lo_post[n_shapes - 1, c]
+                    out_full[i, c] = sc.lo_post[0, c] + sc.evidence[c]
                     out_root[i, c] = sc.lo_post[0, c]
 
 
 @nb.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
-def _trace_kernel(keys, tb, ln, loo, loo_weight, use_loo, out_rows, out_n, out_k, out_prior, out_post):
+def _trace_kernel(
+    keys, tb, ln, loo, loo_weight, use_loo, out_full, out_rows, out_n, out_k, out_prior, out_post
+):
     """Every intermediate of the recursion, for explanations and audits (no cache)."""
     n_items, n_shapes = keys.shape
     n_lanes = ln.label.shape[0]
@@ -653,7 +680,9 @@ def _trace_kernel(keys, tb, ln, loo, loo_weight, use_loo, out_rows, out_n, out_k
             for b in range(count):
                 i = first + b
                 _gather_counts(i, b, keys, tb, ln, loo, loo_weight, use_loo, no_tags[0], no_vals[0], sc)
-                _posteriors(i, b, keys, tb, ln, False, no_tags[0], no_vals[0], sc)
+                _posteriors(i, b, keys, tb, ln, False, True, no_tags[0], no_vals[0], sc)
+                for c in range(n_out):
+                    out_full[i, c] = sc.lo_post[0, c] + sc.evidence[c]
                 for s in range(n_shapes):
                     row = sc.rows[b, s]
                     if row == _IDLE:  # settled without its row: report it all the same
@@ -661,7 +690,7 @@ def _trace_kernel(keys, tb, ln, loo, loo_weight, use_loo, out_rows, out_n, out_k
                     out_rows[i, s] = row
                     out_n[i, s] = sc.n[b, s]
                     for c in range(n_out):
-                        out_k[i, s, c] = sc.k[s, c]
+                        out_k[i, s, c] = sc.k[s, c] if sc.n[b, s] > 0.0 else 0.0
                         out_prior[i, s, c] = sc.lo_prior[s, c]
                         out_post[i, s, c] = sc.lo_post[s, c]
 
@@ -691,9 +720,9 @@ def _loglik_kernel(keys, tb, ln, labels, weight, out_part):
                 if labels[i, 0] < 0:
                     continue
                 _gather_counts(i, b, keys, tb, ln, labels, weight, True, no_tags[0], no_vals[0], sc)
-                _posteriors(i, b, keys, tb, ln, False, no_tags[0], no_vals[0], sc)
+                _posteriors(i, b, keys, tb, ln, False, False, no_tags[0], no_vals[0], sc)
                 for c in range(n_out):
-                    lo = sc.lo_post[n_shapes - 1, c]
+                    lo = sc.lo_post[0, c] + sc.evidence[c]
                     y = labels[i, ln.label[c]]
                     out_part[chunk, c] += weight[i] * _log_sigmoid(lo if y > 0 else -lo)
 
@@ -722,12 +751,16 @@ class FactorLogOdds(NamedTuple):
 class FactorTrace(NamedTuple):
     """Every intermediate of the recursion for a (small) batch of items.
 
+    ``full`` is the factor's answer, bit for bit ``factor_log_odds(...).full``: lo(p_e)
+    plus the weights of evidence sum_W w_W * (lo_post - lo_prior), which equals
+    ``lo_post[:, -1]``, the recursion's value at the full pattern, up to rounding.
     ``rows[i, s]`` is the item's pattern at shape s as a row of the ``PatternCounts``
     (-1: never counted); ``n[i, s]`` and ``k[i, s, e]`` the counts used (after
-    leave-one-out, if any); ``lo_prior`` and ``lo_post`` the log-odds of prior_e(W) and
-    P_e(W). At the root both equal lo(p_e), so the root's delta is 0.
+    leave-one-out, if any; k = 0 where n = 0); ``lo_prior`` and ``lo_post`` the log-odds
+    of prior_e(W) and P_e(W). At the root both equal lo(p_e), so the root's delta is 0.
     """
 
+    full: np.ndarray  # float64[n_items, E]
     rows: np.ndarray  # int64[n_items, S]
     n: np.ndarray  # float64[n_items, S]
     k: np.ndarray  # float64[n_items, S, E]
@@ -745,7 +778,7 @@ def _check_coefficients(s_coef: np.ndarray, d_coef: np.ndarray, n_lanes: int) ->
 
 
 def _lane_spec(
-    label: np.ndarray, s_coef: np.ndarray, d_coef: np.ndarray, n_labels: int, n_attr: int
+    label: np.ndarray, s_coef: np.ndarray, d_coef: np.ndarray, n_labels: int, lattice: Lattice
 ) -> _LaneSpec:
     """Lanes padded to a multiple of ``_LANE_PAD`` with harmless copies of lane 0."""
     label = np.asarray(label, dtype=np.int64)
@@ -760,6 +793,7 @@ def _lane_spec(
         return np.ascontiguousarray(np.concatenate([values, np.repeat(values[:1], pad)]))
 
     label, s_coef, d_coef = padded(label), padded(s_coef), padded(d_coef)
+    n_attr = lattice.parents.shape[1]
     dtab = np.zeros((n_attr + 1, label.shape[0]))
     for j in range(1, n_attr + 1):
         dtab[j] = np.minimum(1.0, d_coef / j)
@@ -767,7 +801,8 @@ def _lane_spec(
     np.cumsum(np.bincount(label, minlength=n_labels), out=label_ptr[1:])
     label_lanes = np.argsort(label, kind="stable").astype(np.int64)
     direct = bool(np.array_equal(label[:n_labels], np.arange(n_labels)))
-    return _LaneSpec(label, s_coef, dtab, label_ptr, label_lanes, direct)
+    weights = np.ascontiguousarray(path_weights(lattice, d_coef))
+    return _LaneSpec(label, s_coef, dtab, label_ptr, label_lanes, direct, weights)
 
 
 def _check_keys(keys: np.ndarray, lattice: Lattice) -> np.ndarray:
@@ -855,7 +890,7 @@ def factor_log_odds(
     """
     keys = _check_keys(keys, lattice)
     n_labels = np.shape(s_coef)[0]
-    lanes = _lane_spec(np.arange(n_labels), s_coef, d_coef, n_labels, lattice.parents.shape[1])
+    lanes = _lane_spec(np.arange(n_labels), s_coef, d_coef, n_labels, lattice)
     loo_arr, weight, use_loo = _check_loo(loo, loo_weight, keys.shape[0], n_labels)
     out_full = np.empty((keys.shape[0], n_labels))
     out_root = np.empty((keys.shape[0], n_labels))
@@ -879,14 +914,15 @@ def trace_factor(
     """The recursion's intermediates for explanations and audits (hpb.md, "Why
     explanations come for free"); arguments as ``factor_log_odds``. Memory is
     O(n * S * E): meant for the items being explained, not for whole batches. The
-    arithmetic is the scoring kernel's, so ``lo_post[:, -1]`` equals
-    ``factor_log_odds(...).full`` bit for bit."""
+    arithmetic is the scoring kernel's, so ``full`` equals ``factor_log_odds(...).full``
+    bit for bit."""
     keys = _check_keys(keys, lattice)
     n_labels = np.shape(s_coef)[0]
-    lanes = _lane_spec(np.arange(n_labels), s_coef, d_coef, n_labels, lattice.parents.shape[1])
+    lanes = _lane_spec(np.arange(n_labels), s_coef, d_coef, n_labels, lattice)
     loo_arr, weight, use_loo = _check_loo(loo, loo_weight, keys.shape[0], n_labels)
     n_items, n_shapes = keys.shape
     out = FactorTrace(
+        np.empty((n_items, n_labels)),
         np.empty((n_items, n_shapes), dtype=np.int64),
         np.empty((n_items, n_shapes)),
         np.empty((n_items, n_shapes, n_labels)),
@@ -951,7 +987,7 @@ def loo_log_likelihood(
     labels = np.ascontiguousarray(labels, dtype=np.int8)
     n_labels = labels.shape[1] if labels.ndim == 2 else 0
     loo_arr, weight_arr, _ = _check_loo(labels, weight, keys.shape[0], n_labels)
-    lanes = _lane_spec(lane_label, lane_s, lane_d, n_labels, lattice.parents.shape[1])
+    lanes = _lane_spec(lane_label, lane_s, lane_d, n_labels, lattice)
     n_chunks = (keys.shape[0] + _CHUNK - 1) // _CHUNK
     out_part = np.zeros((n_chunks, np.shape(lane_label)[0]))
     _loglik_kernel(keys, _tables(lattice, counts, index), lanes, loo_arr, weight_arr, out_part)
