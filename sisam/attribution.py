@@ -481,7 +481,7 @@ def decompose(
     n_items = keys[0].shape[0] if keys else 0
     n_labels = len(label_ids)
     base = traces[0].lo_post[0, 0, :].copy() if n_items else np.zeros(n_labels)
-    network = combine([t.lo_post[:, -1, :] for t in traces], base, membership, dnet)
+    network = combine([t.full for t in traces], base, membership, dnet)
     network = np.broadcast_to(network, (n_items, n_labels)).copy()
     log_odds = coherent_any(network) if n_items else network
     calibration = network_calibration(membership, dnet)

@@ -442,7 +442,7 @@ class ReasoningLogWriter:
             self._write(self._next(item))
             traced = [
                 (f.trace.k[i].T.tolist(), f.trace.lo_prior[i].T.tolist(), f.trace.lo_post[i].T.tolist(),
-                 f.contributions[i].T.tolist(), f.root_offset[i].tolist())
+                 f.contributions[i].T.tolist(), f.root_offset[i].tolist(), f.trace.full[i].tolist())
                 for f in a.factors
             ]  # fmt: skip
             base_k = a.factors[0].trace.k[i, 0].tolist()
@@ -451,13 +451,13 @@ class ReasoningLogWriter:
             for e, label in enumerate(labels):
                 factors = {}
                 for f in members[e]:
-                    k, prior, post, contribution, offset = traced[f]
+                    k, prior, post, contribution, offset, full = traced[f]
                     factors[names[f]] = {
                         "k": k[e],
                         "lo_prior": prior[e],
                         "lo_posterior": post[e],
                         "contribution": contribution[e],
-                        "log_odds": post[e][-1],
+                        "log_odds": full[e],
                         "root_offset": offset[e],
                     }
                 record = {

@@ -344,11 +344,12 @@ def _stand_in_counts(n: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, PatternC
     return keys, counts
 
 
-def _trace(lattice: Lattice, n: np.ndarray, k: np.ndarray, s: float, d: float) -> tuple[np.ndarray, np.ndarray]:
-    """lo_prior, lo_post float64[m, S] of m logged count rows under one (S, d)."""
+def _trace(lattice: Lattice, n: np.ndarray, k: np.ndarray, s: float, d: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """lo_prior, lo_post float64[m, S] of m logged count rows under one (S, d), and the
+    factor's answer float64[m] (computed as the scoring kernel computes it)."""
     keys, counts = _stand_in_counts(n, k)
     trace = trace_factor(keys, lattice, counts, build_index(counts.keys), np.array([s]), np.array([d]))
-    return trace.lo_prior[:, :, 0], trace.lo_post[:, :, 0]
+    return trace.lo_prior[:, :, 0], trace.lo_post[:, :, 0], trace.full[:, 0]
 
 
 @dataclass
@@ -360,6 +361,7 @@ class _Job:
     members: tuple[str, ...]
     lo_prior: dict[str, np.ndarray] = field(default_factory=dict)
     lo_post: dict[str, np.ndarray] = field(default_factory=dict)
+    full: dict[str, float] = field(default_factory=dict)
     base: float | None = None
     network: float | None = None
     valid: bool = True
@@ -390,9 +392,9 @@ def _replay_batch(model: _Model, batch: list[_Item], report: ReplayReport) -> No
     for (name, s, d), members in groups.items():
         n = np.stack([m[1] for m in members])
         k = np.stack([m[2] for m in members])
-        lo_prior, lo_post = _trace(model.lattices[name], n, k, s, d)
+        lo_prior, lo_post, full = _trace(model.lattices[name], n, k, s, d)
         for j, (job, _, _) in enumerate(members):
-            job.lo_prior[name], job.lo_post[name] = lo_prior[j], lo_post[j]
+            job.lo_prior[name], job.lo_post[name], job.full[name] = lo_prior[j], lo_post[j], full[j]
     if bases:
         lattice = model.lattices[model.base_factor]
         n = np.zeros((len(bases), lattice.n_shapes))
@@ -400,7 +402,7 @@ def _replay_batch(model: _Model, batch: list[_Item], report: ReplayReport) -> No
         n[:, 0] = [b[1] for b in bases]
         k[:, 0] = [b[2] for b in bases]
         # the root's posterior does not depend on S or d (hpb.md: p_e = (k + 1/2) / (n + 1))
-        _, lo_post = _trace(lattice, n, k, 1.0, 1.0)
+        _, lo_post, _ = _trace(lattice, n, k, 1.0, 1.0)
         for j, (job, _, _) in enumerate(bases):
             job.base = float(lo_post[j, 0])
     for job in jobs:
@@ -451,13 +453,13 @@ def _check_record(model: _Model, job: _Job, report: ReplayReport) -> None:
         _compare(report, number, f"factors.{name}.lo_posterior", entry.get("lo_posterior"), lo_post)
         contribution = pattern_contributions(calibration, weights, lo_prior[None, :, None], lo_post[None, :, None])[0, :, 0]
         _compare(report, number, f"factors.{name}.contribution", entry.get("contribution"), contribution)
-        _compare(report, number, f"factors.{name}.log_odds", entry.get("log_odds"), lo_post[-1])
+        _compare(report, number, f"factors.{name}.log_odds", entry.get("log_odds"), job.full[name])
         _compare(report, number, f"factors.{name}.root_offset", entry.get("root_offset"), calibration[0] * (lo_post[0] - job.base))
         header_weights = model.weights.get(name)
         if header_weights is not None and len(header_weights) > e:
             recomputed = (calibration[None, :] * weights)[:, 0]
             _compare(report, number, f"weights.{name}", header_weights[e], recomputed, "from this record's d and dnet, against the header's")
-        full.append(lo_post[None, -1:])
+        full.append(np.array([[job.full[name]]]))
     network = combine(full, base, np.ones((m, 1), dtype=bool), np.array([dnet]))[0, 0] if m else job.base
     job.network = float(network)
     _compare(report, number, "network_log_odds", record.get("network_log_odds"), job.network)
@@ -579,7 +581,7 @@ def _check_kb(model: _Model, batch: list[_Item], version: Any, report: ReplayRep
     membership = np.array([[name in model.networks[label] for label in labels] for name in model.factors])
     dnet = version.network_coefficients["dnet"]
     base = traces[model.base_factor].lo_post[0, 0, :]
-    lo = coherent_any(combine([traces[name].lo_post[:, -1, :] for name in model.factors], base, membership, dnet))
+    lo = coherent_any(combine([traces[name].full for name in model.factors], base, membership, dnet))
     p = probabilities(lo)
     for i, item in enumerate(items):
         for number, record in item.errors:
