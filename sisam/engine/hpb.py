@@ -99,7 +99,7 @@ _IN_CACHE = -2  # a row not looked up because the pattern's posterior was cached
 _PENDING = -3  # a row whose home slot has been loaded but not yet read
 _IDLE = -4  # a pattern without labelled items: n_W = 0, its row is not needed
 _IDLE_SLOTS = 1 << 14  # keys of idle patterns remembered per thread
-_CACHE_SLOTS = 1 << 14  # posteriors cached per thread (4 MB at 32 lanes)
+_CACHE_SLOTS = 1 << 16  # posteriors cached per thread (16 MB at 32 lanes)
 # exp: x = n ln2 + r (Cody-Waite split of ln2, fdlibm's constants), |r| <= ln2 / 2.
 _LN2_HI = 6.93147180369123816490e-01  # trailing 21 bits zero: n * _LN2_HI is exact
 _LN2_LO = 1.90821492927058770002e-10
@@ -549,7 +549,7 @@ def _gather_counts(i, b, keys, tb, ln, loo, loo_weight, use_loo, cache_tags, cac
             _load_row(b, s, row, tb, sc)
         n = max(sc.n[b, s] - w, 0.0)
         sc.n[b, s] = n
-        if n == 0.0:
+        if n == 0.0 and s > 0:
             continue  # P(W) = prior(W): k is never read
         for c in range(n_lanes):
             sc.k[s, c] = 0.0
@@ -879,6 +879,7 @@ def factor_log_odds(
     d_coef: np.ndarray,
     loo: np.ndarray | None = None,
     loo_weight: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
 ) -> FactorLogOdds:
     """Score a batch of items against one factor, every label at once.
 
@@ -887,13 +888,22 @@ def factor_log_odds(
     ``s_coef`` and ``d_coef`` float64[E] the label's S_e and d_e. With ``loo`` (int8[n, E],
     a row of -1 for an unlabelled item) each labelled item is scored without its own
     counts (weight ``loo_weight[i]``, default 1: the weight it was counted with).
+    ``labels`` (int indices into the E labels) limits the work to those labels, e.g. the
+    ones whose network uses the factor: the outputs then have one column per given label,
+    in that order, each bit for bit the column scoring every label would give (lanes never
+    mix labels).
     """
     keys = _check_keys(keys, lattice)
     n_labels = np.shape(s_coef)[0]
-    lanes = _lane_spec(np.arange(n_labels), s_coef, d_coef, n_labels, lattice)
+    if labels is None:
+        lane_labels, lane_s, lane_d = np.arange(n_labels), s_coef, d_coef
+    else:
+        lane_labels = np.asarray(labels, dtype=np.int64)
+        lane_s, lane_d = np.asarray(s_coef)[lane_labels], np.asarray(d_coef)[lane_labels]
+    lanes = _lane_spec(lane_labels, lane_s, lane_d, n_labels, lattice)
     loo_arr, weight, use_loo = _check_loo(loo, loo_weight, keys.shape[0], n_labels)
-    out_full = np.empty((keys.shape[0], n_labels))
-    out_root = np.empty((keys.shape[0], n_labels))
+    out_full = np.empty((keys.shape[0], lane_labels.size))
+    out_root = np.empty((keys.shape[0], lane_labels.size))
     _score_kernel(
         keys, _tables(lattice, counts, index), lanes, loo_arr, weight, use_loo,
         nb.get_num_threads(), _cache_slots(keys.shape[0], keys.shape[1]), out_full, out_root,

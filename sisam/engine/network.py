@@ -12,7 +12,8 @@ the same calibrated naive-Bayes rule HPB uses between generalisations:
 where p_e is the root probability (identical in every factor: every labelled item matches
 every factor's root). dnet_e = m_e is plain naive Bayes, dnet_e = 1 averages the factors'
 lifts; ``fit.py`` picks it by leave-one-out likelihood. A label whose network is empty
-keeps p_e.
+keeps p_e. Factors are added in order f = 0, 1, ..., so results are reproducible bit for
+bit (``reference_hpb.network_log_odds`` is the plain twin).
 
 **"Any error" is made coherent (our choice).** The last label, "the item has at least one
 error", has a network of its own, learnt from its own counts like any other label; but
@@ -21,21 +22,28 @@ the union of the 30 events, every joint distribution satisfies the Fréchet boun
 
     max_e P(e) <= P(any) <= min(1, sum_e P(e)),
 
-so ``coherent_any`` clips the network's own P(any) into that interval: it is kept where
-it is consistent (the usual case), raised to the largest single error probability where
-it would say "this item probably has a wrong HS code but probably has no error", and
-lowered where it claims more than all error types together could produce. Clipping moves
-P(any) the least possible distance to a coherent value.
+so ``coherent_any`` clips the network's own P(any) into that interval (in log-odds, where
+the lower bound is exact): it is kept where it is consistent (the usual case), raised to
+the largest single error probability where it would say "this item probably has a wrong
+HS code but probably has no error", and lowered where it claims more than all error
+types together could produce. Clipping moves P(any) the least possible distance to a
+coherent value. (``fit.py`` chooses dnet for "any" on the unclipped network, like every
+other label's.)
 
 Probabilities come from log-odds through a numerically stable logistic; ``probabilities``
 keeps them strictly inside (0, 1) as float64 (see ``MIN_LOG_ODDS``, ``MAX_LOG_ODDS``).
 Rank by log-odds when the extremes matter: they are never clipped.
+
+The three steps are elementwise over items, so one fused kernel (``network_scores``)
+runs them in a single parallel pass; the separate functions give the same bits.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
+import numba as nb
 import numpy as np
 
 #: Largest log-odds turned into a probability: 1 / (1 + e**-36) = 1 - 2**-52 still differs
@@ -45,21 +53,82 @@ MAX_LOG_ODDS = 36.0
 MIN_LOG_ODDS = -700.0
 
 
-def combine(
-    factor_lo: Sequence[np.ndarray],
-    base: np.ndarray,
-    membership: np.ndarray,
-    dnet: np.ndarray,
-) -> np.ndarray:
-    """float64[n, E] network log-odds.
+@nb.njit(inline="always", nogil=True)
+def _logistic(x):
+    """1 / (1 + e**-x) without overflow."""
+    t = math.exp(-abs(x))
+    return 1.0 / (1.0 + t) if x >= 0.0 else t / (1.0 + t)
 
-    ``factor_lo[f]`` float64[n, E] is factor f's ``FactorLogOdds.full``; ``base``
-    float64[n, E] (or [E]) is lo(p_e), ``FactorLogOdds.root`` of any factor;
-    ``membership`` bool[F, E] says which factors are in label e's network; ``dnet``
-    float64[E] > 0. Factors are added in order f = 0, 1, ..., so the result is
-    reproducible bit for bit.
-    """
-    membership = np.asarray(membership, dtype=bool)
+
+@nb.njit(inline="always", nogil=True)
+def _combine_item(i, factor_lo, base, membership, calibration, out):
+    """out[i] = base[i] + calibration * sum_f [member] (factor_lo[f][i] - base[i])."""
+    n_labels = out.shape[1]
+    for e in range(n_labels):
+        total = 0.0
+        for f in range(len(factor_lo)):
+            total = total + (factor_lo[f][i, e] - base[i, e] if membership[f, e] else 0.0)
+        out[i, e] = base[i, e] + calibration[e] * total
+
+
+@nb.njit(inline="always", nogil=True)
+def _coherent_item(i, lo, any_label):
+    """Clip lo[i, any_label] into the Fréchet bounds of the other labels (in place)."""
+    n_labels = lo.shape[1]
+    if n_labels < 2:
+        return
+    lower = -math.inf
+    total = 0.0
+    for e in range(n_labels):
+        if e != any_label:
+            lower = max(lower, lo[i, e])
+            total += _logistic(lo[i, e])
+    upper = math.inf
+    if total < 1.0:
+        # total = 0 when every error is below 1e-308: then lower wins below
+        upper = math.log(total) - math.log1p(-total) if total > 0.0 else -math.inf
+    # rounding can put lo(sum) a hair below lo(max) when one error dominates: lower wins
+    lo[i, any_label] = max(min(lo[i, any_label], max(upper, lower)), lower)
+
+
+@nb.njit(inline="always", nogil=True)
+def _probability(x):
+    return _logistic(min(max(x, MIN_LOG_ODDS), MAX_LOG_ODDS))
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def _combine_kernel(factor_lo, base, membership, calibration, out):
+    for i in nb.prange(out.shape[0]):
+        _combine_item(i, factor_lo, base, membership, calibration, out)
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def _coherent_kernel(lo, any_label):
+    for i in nb.prange(lo.shape[0]):
+        _coherent_item(i, lo, any_label)
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def _probability_kernel(lo, out):
+    for i in nb.prange(lo.shape[0]):
+        for e in range(lo.shape[1]):
+            out[i, e] = _probability(lo[i, e])
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def _network_kernel(factor_lo, base, membership, calibration, any_label, out_lo, out_p):
+    for i in nb.prange(out_lo.shape[0]):
+        _combine_item(i, factor_lo, base, membership, calibration, out_lo)
+        if any_label >= 0:
+            _coherent_item(i, out_lo, any_label)
+        for e in range(out_lo.shape[1]):
+            out_p[i, e] = _probability(out_lo[i, e])
+
+
+def _prepare(
+    factor_lo: Sequence[np.ndarray], base: np.ndarray, membership: np.ndarray, dnet: np.ndarray
+) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray, np.ndarray]:
+    membership = np.ascontiguousarray(membership, dtype=bool)
     dnet = np.asarray(dnet, dtype=np.float64)
     n_factors = len(factor_lo)
     if membership.ndim != 2 or membership.shape[0] != n_factors:
@@ -69,34 +138,43 @@ def combine(
     n_labels = membership.shape[1]
     if dnet.shape != (n_labels,) or not (np.isfinite(dnet).all() and (dnet > 0).all()):
         raise ValueError(f"dnet must be {n_labels} finite positive floats; got {dnet.shape}")
-    base = np.asarray(base, dtype=np.float64)
+    lo = tuple(np.ascontiguousarray(x, dtype=np.float64) for x in factor_lo)
+    n_items = lo[0].shape[0] if lo else np.atleast_2d(base).shape[0]
+    if any(x.shape != (n_items, n_labels) for x in lo):
+        raise ValueError(f"factor log-odds must be float64[{n_items}, {n_labels}] each")
+    base = np.ascontiguousarray(np.broadcast_to(base, (n_items, n_labels)), dtype=np.float64)
     n_members = membership.sum(axis=0)
-    calibration = np.minimum(1.0, dnet / np.maximum(n_members, 1))
-    calibration[n_members == 0] = 0.0
-    total = np.zeros(np.broadcast_shapes(base.shape, (1, n_labels)))
-    for f in range(n_factors):
-        lo_f = np.asarray(factor_lo[f], dtype=np.float64)
-        total = total + np.where(membership[f], lo_f - base, 0.0)
-    return base + calibration * total
+    calibration = np.where(n_members > 0, np.minimum(1.0, dnet / np.maximum(n_members, 1)), 0.0)
+    if not lo:  # no factor at all: a zero-weight stand-in keeps the kernel's signature
+        lo, membership = (base,), np.zeros((1, n_labels), dtype=bool)
+    return lo, base, membership, calibration
+
+
+def combine(
+    factor_lo: Sequence[np.ndarray],
+    base: np.ndarray,
+    membership: np.ndarray,
+    dnet: np.ndarray,
+) -> np.ndarray:
+    """float64[n, E] network log-odds (see the module docstring).
+
+    ``factor_lo[f]`` float64[n, E] is factor f's ``FactorLogOdds.full``; ``base``
+    float64[n, E] (or [E]) is lo(p_e), ``FactorLogOdds.root`` of any factor;
+    ``membership`` bool[F, E] says which factors are in label e's network; ``dnet``
+    float64[E] > 0.
+    """
+    lo, base, membership, calibration = _prepare(factor_lo, base, membership, dnet)
+    out = np.empty_like(base)
+    _combine_kernel(lo, base, membership, calibration, out)
+    return out
 
 
 def coherent_any(lo: np.ndarray, any_label: int = -1) -> np.ndarray:
     """A copy of ``lo`` (float64[n, E]) whose ``any_label`` column is clipped into the
     Fréchet bounds of a union: max_e P(e) <= P(any) <= min(1, sum_e P(e)) over the other
     labels (see the module docstring)."""
-    lo = np.array(lo, dtype=np.float64)
-    any_label = any_label % lo.shape[1]
-    errors = np.delete(lo, any_label, axis=1)
-    if errors.shape[1] == 0:
-        return lo
-    lower = errors.max(axis=1)
-    total = logistic(errors).sum(axis=1)
-    below_one = total < 1.0
-    safe = np.where(below_one, total, 0.5)
-    with np.errstate(divide="ignore"):  # total = 0 (every error below 1e-308): upper = -inf
-        upper = np.where(below_one, np.log(safe) - np.log1p(-safe), np.inf)
-    # rounding can put lo(sum) a hair below lo(max) when one error dominates: lower wins
-    lo[:, any_label] = np.clip(lo[:, any_label], lower, np.maximum(upper, lower))
+    lo = np.array(lo, dtype=np.float64, order="C")
+    _coherent_kernel(lo, any_label % lo.shape[1])
     return lo
 
 
@@ -108,9 +186,13 @@ def logistic(lo: np.ndarray) -> np.ndarray:
 
 
 def probabilities(lo: np.ndarray) -> np.ndarray:
-    """float64 probabilities strictly inside (0, 1): the logistic of ``lo`` clipped to
-    [``MIN_LOG_ODDS``, ``MAX_LOG_ODDS``]."""
-    return logistic(np.clip(lo, MIN_LOG_ODDS, MAX_LOG_ODDS))
+    """Probabilities strictly inside (0, 1), shaped like ``lo``: the logistic of ``lo``
+    clipped to [``MIN_LOG_ODDS``, ``MAX_LOG_ODDS``]."""
+    lo = np.asarray(lo, dtype=np.float64)
+    flat = np.ascontiguousarray(lo.reshape(-1, lo.shape[-1] if lo.ndim else 1))
+    out = np.empty_like(flat)
+    _probability_kernel(flat, out)
+    return out.reshape(lo.shape)
 
 
 def log_sigmoid(lo: np.ndarray) -> np.ndarray:
@@ -125,12 +207,30 @@ def log_likelihood(lo: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.where(np.asarray(y) > 0, log_sigmoid(lo), log_sigmoid(-np.asarray(lo)))
 
 
+def network_scores(
+    factor_lo: Sequence[np.ndarray],
+    base: np.ndarray,
+    membership: np.ndarray,
+    dnet: np.ndarray,
+    any_label: int | None = -1,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(log-odds, probabilities), both float64[n, E]: ``combine``, then ``coherent_any``
+    (unless ``any_label`` is None), then ``probabilities``, fused into one parallel pass
+    with the same bits as the three steps."""
+    lo, base, membership, calibration = _prepare(factor_lo, base, membership, dnet)
+    out_lo = np.empty_like(base)
+    out_p = np.empty_like(base)
+    label = -1 if any_label is None else any_label % base.shape[1]
+    _network_kernel(lo, base, membership, calibration, label, out_lo, out_p)
+    return out_lo, out_p
+
+
 def network_probabilities(
     factor_lo: Sequence[np.ndarray],
     base: np.ndarray,
     membership: np.ndarray,
     dnet: np.ndarray,
-    any_label: int = -1,
+    any_label: int | None = -1,
 ) -> np.ndarray:
-    """float64[n, E]: ``combine``, then ``coherent_any``, then ``probabilities``."""
-    return probabilities(coherent_any(combine(factor_lo, base, membership, dnet), any_label))
+    """float64[n, E]: the probabilities of ``network_scores``."""
+    return network_scores(factor_lo, base, membership, dnet, any_label)[1]
