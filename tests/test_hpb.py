@@ -402,6 +402,17 @@ def test_results_do_not_depend_on_threads_batches_or_order():
     assert np.array_equal(ll, ll_one)
 
 
+@SETTINGS
+@given(worlds(), st.lists(st.integers(0, 2), min_size=1, max_size=3, unique=True))
+def test_a_subset_of_labels_gives_the_same_columns(world, subset):
+    s_coef, d_coef = [0.5, 25.0, 250.0], [0.5, 1.0, 3.0]
+    args = (world.keys, world.lattice, world.counts, world.index, s_coef, d_coef)
+    every = hpb.factor_log_odds(*args)
+    some = hpb.factor_log_odds(*args, labels=np.array(subset))
+    assert np.array_equal(some.full, every.full[:, subset])
+    assert np.array_equal(some.root, every.root[:, subset])
+
+
 # ------------------------------------------------------------------------------ errors
 
 

@@ -634,7 +634,8 @@ def _empty_cache(n_threads, n_slots, n_lanes):
 @nb.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
 def _score_kernel(keys, tb, ln, loo, loo_weight, use_loo, n_threads, cache_slots, out_full, out_root):
     """lo(P) at the full pattern and at the root, for every item and the first
-    ``out_full.shape[1]`` lanes. ``n_threads`` must be numba's current thread count (one
+    ``out_full.shape[1]`` lanes (the root only for the first ``out_root.shape[0]``
+    items: without leave-one-out it is the same for all). ``n_threads`` must be numba's current thread count (one
     cache per thread; ``get_num_threads`` inside a kernel would defeat on-disk caching)."""
     n_items, n_shapes = keys.shape
     n_lanes = ln.label.shape[0]
@@ -658,7 +659,9 @@ def _score_kernel(keys, tb, ln, loo, loo_weight, use_loo, n_threads, cache_slots
                 _posteriors(i, b, keys, tb, ln, use_cache, False, tags, vals, sc)
                 for c in range(n_out):
                     out_full[i, c] = sc.lo_post[0, c] + sc.evidence[c]
-                    out_root[i, c] = sc.lo_post[0, c]
+                if i < out_root.shape[0]:
+                    for c in range(n_out):
+                        out_root[i, c] = sc.lo_post[0, c]
 
 
 @nb.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
@@ -742,7 +745,8 @@ class FactorState(NamedTuple):
 class FactorLogOdds(NamedTuple):
     """A factor's answer for a batch of items: lo(P_e) at the full pattern, and lo(p_e)
     at the root (the baseline the network combination calibrates towards; identical for
-    every item unless leave-one-out subtracted the item's own label)."""
+    every item unless leave-one-out subtracted the item's own label, and then a
+    read-only broadcast view of one row)."""
 
     full: np.ndarray  # float64[n_items, E]
     root: np.ndarray  # float64[n_items, E]
@@ -903,12 +907,15 @@ def factor_log_odds(
     lanes = _lane_spec(lane_labels, lane_s, lane_d, n_labels, lattice)
     loo_arr, weight, use_loo = _check_loo(loo, loo_weight, keys.shape[0], n_labels)
     out_full = np.empty((keys.shape[0], lane_labels.size))
-    out_root = np.empty((keys.shape[0], lane_labels.size))
+    # Without leave-one-out every item has the root's counts (one root key per factor):
+    # one row, broadcast, instead of n copies of it.
+    same_root = not use_loo and bool((keys[:, 0] == keys[0, 0]).all()) if keys.size else True
+    out_root = np.empty((min(1, keys.shape[0]) if same_root else keys.shape[0], lane_labels.size))
     _score_kernel(
         keys, _tables(lattice, counts, index), lanes, loo_arr, weight, use_loo,
         nb.get_num_threads(), _cache_slots(keys.shape[0], keys.shape[1]), out_full, out_root,
     )  # fmt: skip
-    return FactorLogOdds(out_full, out_root)
+    return FactorLogOdds(out_full, np.broadcast_to(out_root, out_full.shape))
 
 
 def trace_factor(
