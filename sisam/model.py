@@ -253,11 +253,17 @@ class Scorer:
 
     def factor_log_odds(self, frame: pd.DataFrame) -> tuple[list[np.ndarray], np.ndarray]:
         """Per factor (catalog order) float64[n, E] lo(P_e) of every item's full pattern,
-        and float64[E] lo(p_e), the base rate every network calibrates towards."""
+        and float64[E] lo(p_e), the base rate every network calibrates towards.
+
+        A factor is evaluated only for the labels whose network uses it (about a third of
+        the factor x label pairs); its other columns hold the base rate, i.e. no evidence,
+        which the network combination ignores anyway."""
         encoder = Encoder(frame)
-        full, base = [], None
-        for name, plan in self.plans.items():
+        n_labels = len(self.knowledge.label_ids)
+        served_full, base = [], np.full(n_labels, np.nan)
+        for f, (name, plan) in enumerate(self.plans.items()):
             coefficients = self.version.coefficients[name]
+            served = np.flatnonzero(self.membership[f])
             result = factor_log_odds(
                 encoder.keys(plan),
                 plan.lattice,
@@ -265,10 +271,18 @@ class Scorer:
                 self.indexes[name],
                 coefficients["S"],
                 coefficients["d"],
+                labels=served,
             )
-            full.append(result.full)
-            # every inspected item matches every factor's root, so any factor's root serves
-            base = result.root[0] if base is None and len(frame) else base
+            # every inspected item matches every factor's root: any factor serving a
+            # label gives its base rate, bit for bit
+            unset = served[np.isnan(base[served])]
+            base[unset] = result.root[0, np.searchsorted(served, unset)]
+            served_full.append((served, result.full))
+        full = []
+        for served, lo_served in served_full:
+            lo = np.broadcast_to(base, (len(frame), n_labels)).copy()
+            lo[:, served] = lo_served
+            full.append(lo)
         return full, base
 
     def probabilities(self, frame: pd.DataFrame) -> np.ndarray:
