@@ -170,8 +170,12 @@ class _Scratch(NamedTuple):
     share memory with their float or int twin."""
 
     rows: np.ndarray  # int64[B, S]: counts row, or -1 unseen, _IN_CACHE, _IDLE
-    cand_row: np.ndarray  # int64[B, S]: row in the pattern's home slot
-    cand_key: np.ndarray  # uint64[B, S]: key in the pattern's home slot
+    todo_b: np.ndarray  # int64[B * S]: (item, shape) pairs listed by ``_find_counts``
+    todo_s: np.ndarray  # int64[B * S]
+    cache_tag: np.ndarray  # uint64[B * S]: key in a listed pattern's posterior cache slot
+    idle_tag: np.ndarray  # uint64[B * S]: key in a listed pattern's idle-key slot
+    cand_row: np.ndarray  # int64[B * S]: row in a listed pattern's home slot
+    cand_key: np.ndarray  # uint64[B * S]: key in a listed pattern's home slot
     n: np.ndarray  # float64[B, S]: n_W (after leave-one-out, once gathered)
     ptr_lo: np.ndarray  # int64[B, S]: the row's errors are err_*[ptr_lo:ptr_hi]
     ptr_hi: np.ndarray  # int64[B, S]
@@ -200,8 +204,12 @@ def _scratch(n_shapes, n_lanes):
     mant_bits = np.empty(n_lanes, dtype=np.int64)
     return _Scratch(
         np.empty((_BLOCK, n_shapes), dtype=np.int64),
-        np.zeros((_BLOCK, n_shapes), dtype=np.int64),
-        np.zeros((_BLOCK, n_shapes), dtype=np.uint64),
+        np.zeros(_BLOCK * n_shapes, dtype=np.int64),
+        np.zeros(_BLOCK * n_shapes, dtype=np.int64),
+        np.zeros(_BLOCK * n_shapes, dtype=np.uint64),
+        np.zeros(_BLOCK * n_shapes, dtype=np.uint64),
+        np.zeros(_BLOCK * n_shapes, dtype=np.int64),
+        np.zeros(_BLOCK * n_shapes, dtype=np.uint64),
         np.zeros((_BLOCK, n_shapes)),
         np.zeros((_BLOCK, n_shapes), dtype=np.int64),
         np.zeros((_BLOCK, n_shapes), dtype=np.int64),
@@ -444,23 +452,32 @@ def _find_counts(first, count, keys, tb, loo, use_loo, cache_tags, idle_tags, sc
     matches the generalisation). Keys found idle are remembered per thread in
     ``idle_tags`` (new combinations recur within a batch), posteriors in ``cache_tags``.
 
-    The remaining lookups are issued one coarseness level at a time (a level's shapes
-    are not each other's generalisations) over the whole block: first every home slot is
-    loaded with no branch on what it holds, so that the cache misses overlap instead of
-    each stalling the processor in turn (~180 ns apiece here); then the slots are read (a
-    key further along its probe sequence falls back to ``lookup``); then the counts of
-    the rows found are loaded, again all at once."""
+    The rest is arranged so that memory is never waited for one load at a time. Shapes
+    are taken one coarseness level at a time (a level's shapes are not each other's
+    generalisations), over the whole block; within a level every step first compacts the
+    (item, shape) pairs that need it into a list, branch-free, then loads what the list
+    asks for in a loop without branches: remembered tags, then home slots, then counts.
+    A branch on a load that missed would stall until memory answered (~180 ns here) and
+    throw away the loads issued after it; loads without branches between them overlap.
+    """
     n_shapes = keys.shape[1]
     mask = np.uint64(tb.slot_keys.shape[0] - 1)
     cache_mask = np.uint64(cache_tags.shape[0] - 1)
     idle_mask = np.uint64(idle_tags.shape[0] - 1)
+    has_cache = cache_tags.shape[0] > 0
+    has_idle = idle_tags.shape[0] > 0
     rows = sc.rows
+    for b in range(count):
+        for s in range(n_shapes):
+            sc.n[b, s] = 0.0
+            sc.ptr_lo[b, s] = 0
+            sc.ptr_hi[b, s] = 0
     start = 0
     while start < n_shapes:
         end = tb.level_end[start]
+        # 1. settle from the generalisations (already known); list the rest
+        m = 0
         for b in range(count):
-            i = first + b
-            cacheable = cache_tags.shape[0] > 0 and not (use_loo and loo[i, 0] >= 0)
             for s in range(start, end):
                 unseen = False
                 idle = False
@@ -468,45 +485,71 @@ def _find_counts(first, count, keys, tb, loo, use_loo, cache_tags, idle_tags, sc
                     parent_row = rows[b, tb.parents[s, j]]
                     unseen |= parent_row == -1
                     idle |= parent_row == _IDLE
-                key = keys[i, s]
-                if unseen:
-                    rows[b, s] = -1
-                elif idle:
-                    rows[b, s] = _IDLE
-                elif cacheable and cache_tags[key & cache_mask] == key:
-                    rows[b, s] = _IN_CACHE
-                elif idle_tags.shape[0] > 0 and idle_tags[key & idle_mask] == key:
-                    rows[b, s] = _IDLE
-                else:
-                    sc.cand_row[b, s] = tb.slot_rows[key & mask]
-                    sc.cand_key[b, s] = tb.slot_keys[key & mask]
-                    rows[b, s] = _PENDING
-        for b in range(count):
-            i = first + b
-            for s in range(start, end):
-                if rows[b, s] == _PENDING:
-                    if sc.cand_row[b, s] == EMPTY_ROW:
-                        rows[b, s] = -1
-                    elif sc.cand_key[b, s] == keys[i, s]:
-                        rows[b, s] = sc.cand_row[b, s]
-                    else:
-                        rows[b, s] = lookup(tb.slot_keys, tb.slot_rows, keys[i, s])
-                    if rows[b, s] >= 0:
-                        sc.cand_row[b, s] = _PENDING  # counts to load below
-                    elif idle_tags.shape[0] > 0:
-                        idle_tags[keys[i, s] & idle_mask] = keys[i, s]
-                else:
-                    sc.cand_row[b, s] = 0
-        for b in range(count):
-            for s in range(start, end):
-                _load_row(b, s, rows[b, s], tb, sc)
-        for b in range(count):
-            i = first + b
-            for s in range(start, end):
-                if sc.cand_row[b, s] == _PENDING and sc.n[b, s] == 0.0:
-                    rows[b, s] = _IDLE
-                    if idle_tags.shape[0] > 0:
-                        idle_tags[keys[i, s] & idle_mask] = keys[i, s]
+                state = _PENDING
+                state = _IDLE if idle else state
+                state = -1 if unseen else state
+                rows[b, s] = state
+                sc.todo_b[m] = b
+                sc.todo_s[m] = s
+                m += state == _PENDING
+        # 2. remembered tags of the listed pairs
+        for t in range(m):
+            key = keys[first + sc.todo_b[t], sc.todo_s[t]]
+            if has_cache:
+                sc.cache_tag[t] = cache_tags[key & cache_mask]
+            if has_idle:
+                sc.idle_tag[t] = idle_tags[key & idle_mask]
+        # 3. settle from the tags; list the lookups left
+        n_look = 0
+        for t in range(m):
+            b, s = sc.todo_b[t], sc.todo_s[t]
+            key = keys[first + b, s]
+            left_out = use_loo and loo[first + b, 0] >= 0
+            cached = has_cache & (not left_out) & (sc.cache_tag[t] == key)
+            idle = has_idle & (sc.idle_tag[t] == key)
+            state = _PENDING
+            state = _IDLE if idle else state
+            state = _IN_CACHE if cached else state
+            rows[b, s] = state
+            sc.todo_b[n_look] = b
+            sc.todo_s[n_look] = s
+            n_look += state == _PENDING
+        # 4. home slots
+        for t in range(n_look):
+            key = keys[first + sc.todo_b[t], sc.todo_s[t]]
+            sc.cand_row[t] = tb.slot_rows[key & mask]
+            sc.cand_key[t] = tb.slot_keys[key & mask]
+        # 5. read them (a key further along its probe sequence falls back to lookup)
+        n_found = 0
+        for t in range(n_look):
+            b, s = sc.todo_b[t], sc.todo_s[t]
+            key = keys[first + b, s]
+            if sc.cand_row[t] == EMPTY_ROW:
+                row = np.int64(-1)
+            elif sc.cand_key[t] == key:
+                row = sc.cand_row[t]
+            else:
+                row = lookup(tb.slot_keys, tb.slot_rows, key)
+            rows[b, s] = row
+            if row < 0 and has_idle:
+                idle_tags[key & idle_mask] = key
+            sc.todo_b[n_found] = b
+            sc.todo_s[n_found] = s
+            n_found += row >= 0
+        # 6. counts of the rows found
+        for t in range(n_found):
+            b, s = sc.todo_b[t], sc.todo_s[t]
+            row = rows[b, s]
+            sc.n[b, s] = tb.count_n[row]
+            sc.ptr_lo[b, s] = tb.err_ptr[row]
+            sc.ptr_hi[b, s] = tb.err_ptr[row + 1]
+        for t in range(n_found):
+            b, s = sc.todo_b[t], sc.todo_s[t]
+            if sc.n[b, s] == 0.0:
+                rows[b, s] = _IDLE
+                if has_idle:
+                    key = keys[first + b, s]
+                    idle_tags[key & idle_mask] = key
         start = end
     for b in range(count):
         for s in range(n_shapes):
