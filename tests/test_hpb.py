@@ -12,7 +12,9 @@ the recursion adds a few dozen such terms, so 1e-12 leaves three orders of margi
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -361,45 +363,73 @@ def test_weights_of_evidence_add_up_to_the_score(world, s_coef, d_coef, seed):
 # ---------------------------------------------------------- threads, batches, item order
 
 
-def test_results_do_not_depend_on_threads_batches_or_order():
+@functools.cache
+def big_world() -> tuple:
+    """700 items (several blocks and prange tasks), 31 labels, counts of the first 500."""
     rng = np.random.default_rng(11)
-    n_items = 1500  # several prange chunks
+    n_items = 700
     codes = rng.integers(0, 40, (n_items, 3))
     codes[:, 1] %= 5
     labels = (rng.random((n_items, 31)) < 0.05).astype(np.int8)
     labels[rng.random(n_items) < 0.4] = -1
     lattice = build_lattice((2, 1, 1))
     keys = item_keys(codes, lattice)
-    counts = count(keys[:1000], labels[:1000])
-    index = build_index(counts.keys)
-    s_coef, d_coef = rng.choice([0.5, 5.0, 50.0], 31), rng.choice([0.5, 1.0, 3.0], 31)
+    counts = count(keys[:500], labels[:500])
+    coefficients = (rng.choice([0.5, 5.0, 50.0], 31), rng.choice([0.5, 1.0, 3.0], 31))
+    loo = np.concatenate([labels[:500], np.full((200, 31), -1, np.int8)])
+    return lattice, keys, counts, build_index(counts.keys), coefficients, loo
 
-    def score(k, loo=None, threads=2):
+
+def score_big(keys, loo=None, threads=2):
+    lattice, _, counts, index, (s_coef, d_coef), _ = big_world()
+    previous = nb.get_num_threads()
+    nb.set_num_threads(threads)
+    try:
+        return hpb.factor_log_odds(keys, lattice, counts, index, s_coef, d_coef, loo=loo).full
+    finally:
+        nb.set_num_threads(previous)
+
+
+@SETTINGS
+@given(
+    st.integers(1, 2),
+    st.lists(st.integers(1, 699), max_size=4),
+    st.integers(0, 2**32 - 1),
+    st.booleans(),
+)
+def test_results_do_not_depend_on_threads_batches_or_order(threads, cuts, seed, leave_out):
+    _, keys, _, _, _, labels = big_world()
+    loo = labels if leave_out else None
+    whole = score_big(keys, loo)
+    order = np.random.default_rng(seed).permutation(keys.shape[0])
+    bounds = [0, *sorted(set(cuts)), keys.shape[0]]
+    parts = [
+        score_big(keys[order[a:b]], None if loo is None else loo[order[a:b]], threads)
+        for a, b in itertools.pairwise(bounds)
+    ]
+    assert np.array_equal(np.concatenate(parts), whole[order])
+
+
+def test_leave_one_out_log_likelihood_does_not_depend_on_threads():
+    lattice, keys, counts, index, (s_coef, d_coef), labels = big_world()
+    lanes = (np.arange(31), s_coef, d_coef)
+    ll = []
+    for threads in (1, 2):
         previous = nb.get_num_threads()
         nb.set_num_threads(threads)
         try:
-            return hpb.factor_log_odds(k, lattice, counts, index, s_coef, d_coef, loo=loo).full
+            ll.append(hpb.loo_log_likelihood(keys[:500], lattice, counts, index, labels[:500], *lanes))
         finally:
             nb.set_num_threads(previous)
+    assert np.array_equal(ll[0], ll[1])
+    # unlabelled items are scored as they are: leave-one-out only touches labelled ones
+    assert np.array_equal(score_big(keys[500:], labels[500:]), score_big(keys[500:]))
 
-    whole = score(keys)
-    assert np.array_equal(whole, score(keys, threads=1))
-    assert np.array_equal(whole, np.concatenate([score(keys[:333]), score(keys[333:])]))
-    order = rng.permutation(n_items)
-    assert np.array_equal(whole[order], score(keys[order]))
-    loo_labels = np.concatenate([labels[:1000], np.full((500, 31), -1, np.int8)])
-    loo = score(keys, loo_labels)
-    assert np.array_equal(loo, score(keys, loo_labels, threads=1))
-    assert np.array_equal(loo[1000:], whole[1000:])
-    lanes = (np.arange(31), s_coef, d_coef)
-    ll = hpb.loo_log_likelihood(keys[:1000], lattice, counts, index, labels[:1000], *lanes)
-    previous = nb.get_num_threads()
-    nb.set_num_threads(1)
-    try:
-        ll_one = hpb.loo_log_likelihood(keys[:1000], lattice, counts, index, labels[:1000], *lanes)
-    finally:
-        nb.set_num_threads(previous)
-    assert np.array_equal(ll, ll_one)
+
+def test_empty_batch():
+    lattice, keys, counts, index, (s_coef, d_coef), _ = big_world()
+    out = hpb.factor_log_odds(keys[:0], lattice, counts, index, s_coef, d_coef)
+    assert out.full.shape == (0, 31) and out.root.shape == (0, 31)
 
 
 @SETTINGS
