@@ -108,7 +108,7 @@ _LANE_PAD = 8
 _CHUNK = 256  # items per prange task
 _BLOCK = 32  # items whose memory accesses are issued together
 _IN_CACHE = -2  # a row not looked up because the pattern's posterior was cached
-_PENDING = -3  # a row whose home slot has been loaded but not yet read
+_PENDING = -3  # a pattern still to be looked up
 _IDLE = -4  # a pattern without labelled items: n_W = 0, its row is not needed
 _IDLE_SLOTS = 1 << 14  # keys of idle patterns remembered per thread
 _CACHE_SLOTS = 1 << 16  # posteriors cached per thread (16 MB at 32 lanes)
@@ -146,8 +146,6 @@ _TINY = 2.0**-960
 _HUGE = 2.0**960
 
 
-
-
 class _Tables(NamedTuple):
     """One factor's lattice, key index and counts, as the kernels read them."""
 
@@ -177,9 +175,10 @@ class _LaneSpec(NamedTuple):
 
 
 class _Scratch(NamedTuple):
-    """Buffers of one prange task, allocated once per task (``_scratch``). The first
-    block is per item of a block ([B, S]), the rest per item being scored. Bit views
-    share memory with their float or int twin."""
+    """Buffers of one prange task, allocated once per task (``_scratch``): per (item,
+    shape) of the block being looked up ([B, S] or flat lists of pairs), then per shape
+    and lane of the item being scored. Bit views share memory with their float or int
+    twin."""
 
     rows: np.ndarray  # int64[B, S]: counts row, or -1 unseen, _IN_CACHE, _IDLE
     todo_b: np.ndarray  # int64[B * S]: (item, shape) pairs listed by ``_find_counts``
@@ -690,8 +689,9 @@ def _empty_cache(n_threads, n_slots, n_lanes):
 def _score_kernel(keys, tb, ln, loo, loo_weight, use_loo, n_threads, cache_slots, out_full, out_root):
     """lo(P) at the full pattern and at the root, for every item and the first
     ``out_full.shape[1]`` lanes (the root only for the first ``out_root.shape[0]``
-    items: without leave-one-out it is the same for all). ``n_threads`` must be numba's current thread count (one
-    cache per thread; ``get_num_threads`` inside a kernel would defeat on-disk caching)."""
+    items: without leave-one-out it is the same for all). ``n_threads`` must be numba's
+    current thread count (one cache per thread; ``get_num_threads`` inside a kernel
+    would defeat on-disk caching)."""
     n_items, n_shapes = keys.shape
     n_lanes = ln.label.shape[0]
     n_out = out_full.shape[1]
