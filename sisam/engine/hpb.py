@@ -90,6 +90,7 @@ How the kernels are organised, and why:
 from __future__ import annotations
 
 import math
+import threading
 from typing import NamedTuple
 
 import numba as nb
@@ -675,28 +676,29 @@ def _posteriors(i, b, keys, tb, ln, use_cache, every_shape, cache_tags, cache_va
 
 
 @nb.njit(cache=True, nogil=True)
-def _empty_cache(n_threads, n_slots, n_lanes):
-    """Per-thread posterior caches. An empty slot's tag must never equal a key that maps
-    to it: such keys have key & mask == slot, so slot ^ 1 is a safe empty tag."""
-    tags = np.empty((n_threads, n_slots), dtype=np.uint64)
-    for t in range(n_threads):
-        for slot in range(n_slots):
+def _clear_tags(tags):
+    """Empty every slot of per-thread tag tables uint64[threads, slots]. An empty slot's
+    tag must never equal a key that maps to it: such keys have key & mask == slot, so
+    slot ^ 1 is a safe empty tag."""
+    for t in range(tags.shape[0]):
+        for slot in range(tags.shape[1]):
             tags[t, slot] = np.uint64(slot ^ 1)
-    return tags, np.empty((n_threads, n_slots, n_lanes))
 
 
 @nb.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
-def _score_kernel(keys, tb, ln, loo, loo_weight, use_loo, n_threads, cache_slots, out_full, out_root):
+def _score_kernel(
+    keys, tb, ln, loo, loo_weight, use_loo, cache_tags, cache_vals, idle_tags, out_full, out_root
+):
     """lo(P) at the full pattern and at the root, for every item and the first
     ``out_full.shape[1]`` lanes (the root only for the first ``out_root.shape[0]``
-    items: without leave-one-out it is the same for all). ``n_threads`` must be numba's
-    current thread count (one cache per thread; ``get_num_threads`` inside a kernel
-    would defeat on-disk caching)."""
+    items: without leave-one-out it is the same for all). The caches have one row per
+    thread (at least numba's current thread count); their tags are emptied first, so
+    whatever they held before does not matter."""
     n_items, n_shapes = keys.shape
     n_lanes = ln.label.shape[0]
     n_out = out_full.shape[1]
-    cache_tags, cache_vals = _empty_cache(n_threads, cache_slots, n_lanes)
-    idle_tags, _ = _empty_cache(n_threads, min(cache_slots, _IDLE_SLOTS), 0)
+    _clear_tags(cache_tags)
+    _clear_tags(idle_tags)
     n_chunks = (n_items + _CHUNK - 1) // _CHUNK
     for chunk in nb.prange(n_chunks):
         thread = nb.get_thread_id()
@@ -727,7 +729,8 @@ def _trace_kernel(
     n_items, n_shapes = keys.shape
     n_lanes = ln.label.shape[0]
     n_out = out_post.shape[2]
-    no_tags, no_vals = _empty_cache(1, 0, n_lanes)
+    no_tags = np.empty((1, 0), dtype=np.uint64)
+    no_vals = np.empty((1, 0, n_lanes))
     n_chunks = (n_items + _CHUNK - 1) // _CHUNK
     for chunk in nb.prange(n_chunks):
         sc = _scratch(n_shapes, n_lanes)
@@ -766,7 +769,8 @@ def _loglik_kernel(keys, tb, ln, labels, weight, out_part):
     n_items, n_shapes = keys.shape
     n_lanes = ln.label.shape[0]
     n_out = out_part.shape[1]
-    no_tags, no_vals = _empty_cache(1, 0, n_lanes)
+    no_tags = np.empty((1, 0), dtype=np.uint64)
+    no_vals = np.empty((1, 0, n_lanes))
     for chunk in nb.prange(out_part.shape[0]):
         sc = _scratch(n_shapes, n_lanes)
         stop = min(n_items, (chunk + 1) * _CHUNK)
@@ -923,10 +927,29 @@ def _tables(lattice: Lattice, counts: PatternCounts, index: KeyIndex) -> _Tables
     )
 
 
-def _cache_slots(n_items: int, n_shapes: int) -> int:
-    """A power of two; no larger than the patterns a thread could meet in the batch."""
-    patterns = max(1, n_items * n_shapes // nb.get_num_threads())
-    return int(min(_CACHE_SLOTS, max(64, 1 << (patterns - 1).bit_length())))
+_pool = threading.local()
+
+
+def _caches(n_items: int, n_shapes: int, n_lanes: int) -> tuple[np.ndarray, ...]:
+    """The per-thread caches of ``_score_kernel``: posterior tags uint64[T, slots] and
+    values float64[T, slots, >= n_lanes], idle tags uint64[T, idle slots].
+
+    Slots are a power of two, no more than the patterns a thread could meet in the
+    batch. The arrays are kept per calling Python thread and reused by its next calls
+    (the kernel empties the tags): a fresh 16 MB per numba thread and factor would be
+    paid again in page faults at every call."""
+    n_threads = nb.get_num_threads()
+    patterns = max(1, n_items * n_shapes // n_threads)
+    slots = int(min(_CACHE_SLOTS, max(64, 1 << (patterns - 1).bit_length())))
+    held = getattr(_pool, "caches", None)
+    if held is None or held[0].shape[:2] != (n_threads, slots) or held[1].shape[2] < n_lanes:
+        held = (
+            np.empty((n_threads, slots), dtype=np.uint64),
+            np.empty((n_threads, slots, n_lanes)),
+            np.empty((n_threads, min(slots, _IDLE_SLOTS)), dtype=np.uint64),
+        )
+        _pool.caches = held
+    return held
 
 
 def factor_log_odds(
@@ -968,7 +991,7 @@ def factor_log_odds(
     out_root = np.empty((min(1, keys.shape[0]) if same_root else keys.shape[0], lane_labels.size))
     _score_kernel(
         keys, _tables(lattice, counts, index), lanes, loo_arr, weight, use_loo,
-        nb.get_num_threads(), _cache_slots(keys.shape[0], keys.shape[1]), out_full, out_root,
+        *_caches(keys.shape[0], keys.shape[1], lanes.label.shape[0]), out_full, out_root,
     )  # fmt: skip
     return FactorLogOdds(out_full, np.broadcast_to(out_root, out_full.shape))
 
