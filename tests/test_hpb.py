@@ -504,6 +504,19 @@ def test_any_is_clipped_into_the_frechet_bounds(rows):
 
 
 @SETTINGS
+@given(st.lists(st.lists(st.floats(-60.0, 60.0), min_size=4, max_size=4), min_size=1, max_size=6))
+def test_coherent_any_matches_reference(rows):
+    got = network.coherent_any(np.array(rows))
+    expected = np.array([ref.coherent_any(row) for row in rows])
+    assert_close(got[:, :-1], expected[:, :-1])
+    # The upper bound lo(sum P) has condition number 1 / (1 - sum P): near 1 the rounding
+    # of each P(e) alone exceeds any relative tolerance on log-odds. It bounds a
+    # probability, so that is what is compared.
+    assert np.allclose(network.logistic(got[:, -1]), network.logistic(expected[:, -1]),
+                       rtol=1e-13, atol=1e-15)  # fmt: skip
+
+
+@SETTINGS
 @given(st.lists(st.floats(-1e300, 1e300, allow_nan=False), min_size=1, max_size=20))
 def test_probabilities_are_finite_and_strictly_inside_zero_one(values):
     p = network.probabilities(np.array(values))

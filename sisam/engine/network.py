@@ -77,16 +77,23 @@ def _coherent_item(i, lo, any_label):
     n_labels = lo.shape[1]
     if n_labels < 2:
         return
-    lower = -math.inf
-    total = 0.0
+    top = 0 if any_label != 0 else 1
     for e in range(n_labels):
-        if e != any_label:
-            lower = max(lower, lo[i, e])
-            total += _logistic(lo[i, e])
+        if e != any_label and lo[i, e] > lo[i, top]:
+            top = e
+    lower = lo[i, top]
+    # total = P(top) + the rest; 1 - total as (1 - P(top)) - the rest, both exact-ish,
+    # since 1.0 - total would cancel when the bound is close to 1
+    rest = 0.0
+    for e in range(n_labels):
+        if e != any_label and e != top:
+            rest += _logistic(lo[i, e])
+    total = _logistic(lower) + rest
+    complement = _logistic(-lower) - rest
     upper = math.inf
-    if total < 1.0:
+    if complement > 0.0:
         # total = 0 when every error is below 1e-308: then lower wins below
-        upper = math.log(total) - math.log1p(-total) if total > 0.0 else -math.inf
+        upper = math.log(total) - math.log(complement) if total > 0.0 else -math.inf
     # rounding can put lo(sum) a hair below lo(max) when one error dominates: lower wins
     lo[i, any_label] = max(min(lo[i, any_label], max(upper, lower)), lower)
 

@@ -188,6 +188,22 @@ def network_log_odds(
     return out
 
 
+def coherent_any(lo: Sequence[float], any_label: int = -1) -> list[float]:
+    """One item's log-odds with the "any" label clipped into the Fréchet bounds of a
+    union, max_e P(e) <= P(any) <= min(1, sum_e P(e)) (``network.coherent_any``): the
+    lower bound in log-odds, the upper one from the exact sum of the probabilities."""
+    out = list(lo)
+    any_label %= len(out)
+    errors = [x for e, x in enumerate(out) if e != any_label]
+    if not errors:
+        return out
+    lower = max(errors)
+    total = sum(probability(x) for x in errors)
+    upper = log_odds(total) if total < 1 else math.inf
+    out[any_label] = min(max(out[any_label], lower), max(upper, lower))
+    return out
+
+
 def log_likelihood(lo: float, y: int) -> float:
     """ln P(y) for a Bernoulli of log-odds lo."""
     p = probability(lo)
