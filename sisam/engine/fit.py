@@ -161,7 +161,8 @@ def fit_coefficients(
     network_loglik = np.empty((n_labels, len(D_GRID)))
     for j, dnet in enumerate(D_GRID):
         lo = network.combine(factor_lo, base, membership, np.full(n_labels, dnet))
-        network_loglik[:, j] = item_weight @ network.log_likelihood(lo, y)
+        # a plain sum, not a BLAS product, whose order could vary with its threads
+        network_loglik[:, j] = (item_weight[:, None] * network.log_likelihood(lo, y)).sum(axis=0)
     dnet_chosen = np.asarray(D_GRID)[np.argmax(network_loglik, axis=1)]
     log.info("fitted dnet of %d labels in %.2f s", n_labels, time.perf_counter() - start)
     return Coefficients(
