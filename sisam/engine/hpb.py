@@ -963,7 +963,9 @@ def factor_log_odds(
     loo_weight: np.ndarray | None = None,
     labels: np.ndarray | None = None,
 ) -> FactorLogOdds:
-    """Score a batch of items against one factor, every label at once.
+    """Score a batch of items against one factor, every label at once: lo(P_e) of each
+    item's full pattern (through the weight-of-evidence identity, see the module
+    docstring; ``trace_factor(...).full`` gives the same bits) and lo(p_e).
 
     ``keys`` uint64[n, S] are the items' pattern keys (``keys.pattern_keys``), ``counts``
     the factor's ``PatternCounts`` and ``index`` its ``build_index(counts.keys)``;
