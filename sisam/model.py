@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -309,11 +309,6 @@ def network_membership(knowledge: Knowledge) -> np.ndarray:
         for name in knowledge.networks[label].factors:
             membership[factors.index(name), e] = True
     return membership
-
-
-def iter_scores(items: Path, scorer: Scorer, chunk_rows: int = SCORE_CHUNK_ROWS) -> Iterator[pd.DataFrame]:
-    for chunk in iter_declarations(items, chunk_rows=chunk_rows):
-        yield scorer.score_frame(chunk)
 
 
 def score(
