@@ -16,10 +16,32 @@ def test_recall_of_a_perfect_and_a_reversed_ranking():
     assert worst.caught == 0 and worst.normalised_recall == 0.0
 
 
-def test_ties_break_in_input_order():
-    truth = np.array([False, True, True, False])
-    (point,) = recall_curve(np.zeros(4), truth, (0.5,))
-    assert point.selected == 2 and point.caught == 1
+def test_ties_earn_no_credit_from_input_order():
+    # four tied items, positives first or last in the input: the same expected recall
+    for truth in (np.array([True, False, False, False]), np.array([False, False, False, True])):
+        (point,) = recall_curve(np.zeros(4), truth, (0.5,))
+        assert point.selected == 2 and point.caught == pytest.approx(0.5)
+
+
+def test_a_tie_group_straddling_the_cut_is_split_in_expectation():
+    # ranked: 0.9 (positive), then five tied at 0.5 holding two positives, then 0.1
+    scores = np.array([0.5, 0.9, 0.5, 0.1, 0.5, 0.5, 0.5])
+    truth = np.array([1, 1, 0, 0, 1, 0, 0], bool)
+    # 3 of 7 selected: the top item, then 2 of the 5 tied: 1 + 2 * 2 / 5 caught
+    (point,) = recall_curve(scores, truth, (3 / 7,))
+    assert point.selected == 3 and point.caught == pytest.approx(1.8)
+    assert point.recall == pytest.approx(0.6) and point.precision == pytest.approx(0.6)
+
+
+def test_a_constant_score_has_the_recall_of_random_selection():
+    truth = np.random.default_rng(1).random(1000) < 0.05
+    for point in recall_curve(np.full(1000, 0.3), truth):
+        assert point.recall == pytest.approx(point.selected / 1000)
+
+
+def test_nan_scores_rank_last():
+    (point,) = recall_curve(np.array([np.nan, 0.1, 0.2]), np.array([True, False, False]), (2 / 3,))
+    assert point.caught == 0.0
 
 
 def test_selected_count_rounds_up_and_is_exact_on_round_rates():
@@ -45,4 +67,7 @@ def test_recall_is_monotone_and_bounded(rows):
     caught = [p.caught for p in points]
     assert caught == sorted(caught)
     for p in points:
-        assert 0 <= p.caught <= min(p.selected, p.positives)
+        assert 0 <= p.caught <= min(p.selected, p.positives) + 1e-9
+    # reversing the input order changes nothing: ties are split in expectation
+    reversed_points = recall_curve(scores[::-1], truth[::-1])
+    assert [p.caught for p in reversed_points] == pytest.approx(caught)
