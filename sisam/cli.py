@@ -7,6 +7,7 @@ Domain errors (``SisamError``) exit with code 1 and a message; bad usage exits w
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from pathlib import Path
@@ -263,6 +264,129 @@ def demo(out: Path, items: int, seed: int) -> None:
     from sisam.demo import run_demo
 
     run_demo(out, items, seed, say=click.echo)
+
+
+@cli.group("bench")
+def bench_group() -> None:
+    """Benchmarks: recall against selection rate beside peers, on synthetic worlds and
+    real public data, and speed against size. Each suite adds its part to OUT/bench.json
+    and rewrites OUT/bench.md, OUT/bench.html and OUT/svg/ (see sisam/bench/)."""
+
+
+_BENCH_OUT = click.option("--out", default=Path("benchmarks/results/bench"), show_default=True, type=click.Path(file_okay=False, path_type=Path), help="Folder of bench.json and the reports.")
+_BENCH_SEED = click.option("--seed", default=7, show_default=True, type=int, help="Seed of worlds, splits, peers and the bootstrap.")
+_BENCH_DRAWS = click.option("--draws", default=200, show_default=True, type=click.IntRange(min=0), help="Bootstrap draws for the intervals.")
+_BENCH_NOTES = click.option("--notes", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="Markdown closing note to add to the report.")
+
+
+def _pair(value: str, option: str) -> tuple[str, str]:
+    name, sep, rest = value.partition("=")
+    if not sep or not name or not rest:
+        raise click.BadParameter(f"expected NAME=VALUE, got {value!r}", param_hint=option)
+    return name, rest
+
+
+def _bench_command() -> list[str]:
+    """The command as it would be typed to rerun it, every option's value spelt out."""
+    ctx = click.get_current_context()
+    words = ["sisam", *ctx.command_path.split()[1:]]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if value is None or value is False or value == () or param.name == "help":
+            continue
+        for v in value if isinstance(value, tuple) else (value,):
+            words += [param.opts[0]] if v is True else [param.opts[0], str(v)]
+    return words
+
+
+@bench_group.command("synthetic")
+@click.option("--items", default=1_000_000, show_default=True, type=click.IntRange(min=1000), help="Items of the synthetic world.")
+@click.option("--variant", "variants", multiple=True, metavar="NAME=DIR", help="Also run sisam with this knowledge folder (repeatable).")
+@click.option("--without", "withouts", multiple=True, metavar="NAME=FACTOR[,FACTOR]", help="Also run sisam with the shipped catalog less these factors (repeatable): an ablation.")
+@click.option("--work", type=click.Path(file_okay=False, path_type=Path), help="Folder for the world and knowledge bases (default: a temporary folder, removed).")
+@click.option("--fit-sample", default=20_000, show_default=True, type=click.IntRange(min=100), help="As sisam learn's.")
+@_BENCH_SEED
+@_BENCH_DRAWS
+@_BENCH_OUT
+@_BENCH_NOTES
+@_domain_errors
+def bench_synthetic(items, variants, withouts, work, fit_sample, seed, draws, out, notes) -> None:
+    """sisam (and its knowledge variants) against every peer on a synthetic world."""
+    from sisam.bench.report import write_part
+    from sisam.bench.suites import resolve_variants, run_meta, synthetic_suite
+
+    with _work_folder(work) as folder:
+        chosen = resolve_variants(
+            [_pair(v, "--variant") for v in variants],
+            [(n, f.split(",")) for n, f in (_pair(w, "--without") for w in withouts)],
+            folder,
+        )
+        result = synthetic_suite(items=items, seed=seed, work=folder, variants=chosen, draws=draws, fit_sample=fit_sample, say=click.echo)
+    click.echo(write_part(out, "synthetic", {**result, "meta": run_meta(_bench_command())}, notes))
+
+
+@bench_group.command("real")
+@click.option("--dataset", "datasets", multiple=True, help="A data set (repeatable; default: all): flights, adult, mushroom, splice, chess, car.")
+@click.option("--sample", type=click.IntRange(min=50), help="Use at most this many rows of each file (for a quick run).")
+@click.option("--fit-sample", default=20_000, show_default=True, type=click.IntRange(min=100), help="As sisam learn's.")
+@_BENCH_SEED
+@_BENCH_DRAWS
+@_BENCH_OUT
+@_BENCH_NOTES
+@_domain_errors
+def bench_real(datasets, sample, fit_sample, seed, draws, out, notes) -> None:
+    """sisam's HPB network against every peer on real public data shipped by packages."""
+    from sisam.bench.datasets import LOADERS
+    from sisam.bench.report import write_part
+    from sisam.bench.suites import real_suite, run_meta
+
+    result = real_suite(list(datasets) or list(LOADERS), seed=seed, draws=draws, sample=sample, fit_sample=fit_sample, say=click.echo)
+    click.echo(write_part(out, "real", {**result, "meta": run_meta(_bench_command())}, notes))
+
+
+@bench_group.command("scale")
+@click.option("--sizes", default="100000,1000000,5000000", show_default=True, help="Comma-separated world sizes (items).")
+@click.option("--work", type=click.Path(file_okay=False, path_type=Path), help="Folder for the worlds (default: a temporary folder, removed).")
+@_BENCH_SEED
+@_BENCH_OUT
+@_BENCH_NOTES
+@_domain_errors
+def bench_scale(sizes, work, seed, out, notes) -> None:
+    """Learning and scoring throughput, peak memory and bytes per pattern against size."""
+    from sisam.bench.report import write_part
+    from sisam.bench.suites import run_meta, scale_suite
+
+    try:
+        counts = [int(s) for s in sizes.split(",") if s.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated whole numbers, got {sizes!r}", param_hint="--sizes") from None
+    with _work_folder(work) as folder:
+        result = scale_suite(counts, seed=seed, work=folder, say=click.echo)
+    click.echo(write_part(out, "scale", {**result, "meta": run_meta(_bench_command())}, notes))
+
+
+@bench_group.command("report")
+@_BENCH_OUT
+@_BENCH_NOTES
+@_domain_errors
+def bench_report(out, notes) -> None:
+    """Rewrite the Markdown and HTML reports from OUT/bench.json."""
+    from sisam.bench.report import write_part
+
+    click.echo(write_part(out, None, None, notes))
+
+
+@contextlib.contextmanager
+def _work_folder(work: Path | None):
+    """``work`` (created if need be), or a temporary folder removed afterwards."""
+    if work is not None:
+        work.mkdir(parents=True, exist_ok=True)
+        yield work
+        return
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="sisam-bench-") as name:
+        yield Path(name)
 
 
 def main() -> None:

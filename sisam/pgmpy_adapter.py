@@ -171,6 +171,7 @@ def _pgmpy() -> SimpleNamespace:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning, module=r"pgmpy(\.|$)")
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"pgmpy(\.|$)")
+        from pgmpy.estimators import TreeSearch
         from pgmpy.factors.discrete import TabularCPD
         from pgmpy.inference import VariableElimination
         from pgmpy.models import DiscreteBayesianNetwork
@@ -193,6 +194,7 @@ def _pgmpy() -> SimpleNamespace:
     return SimpleNamespace(
         DiscreteBayesianNetwork=DiscreteBayesianNetwork,
         TabularCPD=TabularCPD,
+        TreeSearch=TreeSearch,
         VariableElimination=VariableElimination,
         XMLBIFReader=XMLBIFReader,
         XMLBIFWriter=TableXMLBIFWriter,
@@ -532,6 +534,16 @@ class Oracle:
 
 
 # ------------------------------------------------------------------------ XMLBIF
+
+
+def tan_edges(data: pd.DataFrame, class_node: str, root: str) -> list[tuple[str, str]]:
+    """The tree-augmented naive Bayes structure pgmpy learns from ``data`` (categorical
+    columns and the class): ``TreeSearch(estimator_type="tan")``, conditional mutual
+    information and a maximum spanning tree rooted at ``root``; edges (parent, child),
+    the class's edges included. One job: the machine's cores are shared. Needs
+    scikit-learn (pgmpy's mutual information)."""
+    search = _pgmpy().TreeSearch(data, root_node=root, n_jobs=1)
+    return list(search.estimate(estimator_type="tan", class_node=class_node, show_progress=False).edges())
 
 
 def write_xmlbif(model: Any, path: str | Path) -> Path:
