@@ -57,6 +57,12 @@ n_patterns BIGINT, n_error_entries BIGINT)``
     any further per-label figures the learner stores (e.g. ``loo_loglik``).
 ``network_coefficients(label SMALLINT, dnet DOUBLE, ...)``
     per label the calibration of the combination of factors (architecture notes, "HPB").
+``extra_<name>(...)``
+    tables that other learners keep beside the counts (pair counts of suggested codes,
+    recovered amounts, the code correlation, ...), one DuckDB table each, with the columns
+    they were given (DOUBLE, BIGINT, UBIGINT or VARCHAR) in the order given; see
+    :data:`Tables`. What they mean is their owner's business; this module stores, hashes,
+    carries them from version to version and exports them.
 ``versions(version, created_at, parent_version, catalog_hash, content_hash, format,
 sisam_version, duckdb_version, input_files, date_from, date_to, n_items, n_labelled,
 half_life_days, days_elapsed, decay_factor, n_patterns)``
@@ -76,8 +82,8 @@ about a byte each (ALP), decayed ones to up to 5.7; the repeated factor name and
 sparse error table add under half a byte.
 
 The content hash is a sha256 over a canonical serialisation (see :func:`_content_hash`) of
-the catalog hash, the labels, the factors, the counts in factor then key order and all the
-coefficients; not of the history, which holds it. It is written in ``versions`` and in
+the catalog hash, the labels, the factors, the counts in factor then key order, all the
+coefficients and the extra tables; not of the history, which holds it. It is written in ``versions`` and in
 ``CURRENT`` and recomputed on load, so a version whose contents changed after publication
 (edited, swapped, or damaged in a way DuckDB's own block checksums miss) is refused with
 the expected and found hashes. Two versions with equal contents have equal hashes whatever
@@ -86,6 +92,7 @@ DuckDB's physical layout, so an update can be compared with a rebuild.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import fcntl
 import hashlib
@@ -126,6 +133,14 @@ _VERSION_NAME = re.compile(r"^(\d{6,})\.duckdb$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _REQUIRED_COEFFICIENTS = ("S", "d")
 _REQUIRED_NETWORK = ("dnet",)
+_EXTRA = "extra_"
+_EXTRA_TYPES = {"f8": "DOUBLE", "i8": "BIGINT", "u8": "UBIGINT", "str": "VARCHAR"}
+
+#: Extra tables of a version: table name -> column name -> 1-d array (float64, int64,
+#: uint64, or Python strings as an object or unicode array), all columns of a table of the
+#: same length. Names are SQL identifiers; columns keep the order given.
+Tables = Mapping[str, Mapping[str, np.ndarray]]
+
 # A reader that finds the file CURRENT named already pruned (two updates published while it
 # was starting) reads CURRENT again; more than this many misses means something else is wrong.
 _OPEN_ATTEMPTS = 3
@@ -206,7 +221,8 @@ class KnowledgeBaseVersion:
 
     ``counts[factor]`` are the factor's pattern counts; ``coefficients[factor][name]`` and
     ``network_coefficients[name]`` are float64 arrays indexed by label (``label_ids``);
-    ``history`` is the provenance of every version up to this one, this one last.
+    ``history`` is the provenance of every version up to this one, this one last;
+    ``tables`` the extra tables (:data:`Tables`), strings as object arrays.
     """
 
     version: int
@@ -219,6 +235,7 @@ class KnowledgeBaseVersion:
     history: tuple[VersionRecord, ...]
     content_hash: str
     catalog_hash: str
+    tables: dict[str, dict[str, np.ndarray]] = dataclasses.field(default_factory=dict)
 
     @property
     def record(self) -> VersionRecord:
@@ -246,6 +263,7 @@ def create(
     *,
     overwrite: bool = False,
     keep_versions: int = DEFAULT_KEEP_VERSIONS,
+    tables: Tables | None = None,
 ) -> int:
     """Publish a new knowledge base in ``kb_dir`` and return its version number.
 
@@ -256,10 +274,11 @@ def create(
     scatter files in it. ``coefficients[factor]`` must hold ``S`` and ``d`` and
     ``network_coefficients`` must hold ``dnet``, each with one value per label; further
     float arrays of the same length are stored alongside (named like SQL identifiers).
+    ``tables`` are extra tables stored with the counts (:data:`Tables`).
     """
     kb = Path(kb_dir)
     content = _Content.validated(catalog_hash, label_ids, factors, counts, coefficients,
-                                 network_coefficients)
+                                 network_coefficients, tables or {})
     _check_keep(keep_versions)
     if kb.exists() and not (kb / _CURRENT).exists() and not (kb / _VERSIONS).exists():
         strangers = sorted(p.name for p in kb.iterdir() if p.name != _LOCK)
@@ -294,6 +313,7 @@ def update(
     days_elapsed: float,
     expected_version: int | None = None,
     keep_versions: int = DEFAULT_KEEP_VERSIONS,
+    tables: Tables | None = None,
 ) -> int:
     """Add a batch of counts to the current version and publish the sum as a new version.
 
@@ -305,7 +325,9 @@ def update(
     knowledge base, else its keys would mean other patterns. A caller that fitted the
     coefficients on a version it opened earlier passes its number as ``expected_version``:
     if another update published meanwhile, the coefficients belong to stale counts and the
-    update is refused. Returns the new version.
+    update is refused. ``tables`` replace the extra tables of the same names (merging
+    them is their owner's business, it knows what they mean); the others carry over
+    unchanged. Returns the new version.
     """
     kb = Path(kb_dir)
     _check_keep(keep_versions)
@@ -339,11 +361,45 @@ def update(
             for name in old.factors
         }
         content = _Content.validated(catalog_hash, old.label_ids, old.factors, merged,
-                                     coefficients, network_coefficients)
+                                     coefficients, network_coefficients,
+                                     {**old.tables, **(tables or {})})
         return _publish(kb, content, history=old.history, parent=old.version,
                         provenance=provenance, half_life_days=half_life_days,
                         days_elapsed=days_elapsed, decay_factor=decay,
                         keep_versions=keep_versions)
+
+
+def amend(
+    kb_dir: str | os.PathLike[str],
+    tables: Tables,
+    provenance: Provenance,
+    catalog_hash: str,
+    *,
+    expected_version: int | None = None,
+    keep_versions: int = DEFAULT_KEEP_VERSIONS,
+) -> int:
+    """Publish a new version with the current counts and coefficients and ``tables``
+    replacing the extra tables of the same names: knowledge added without counting
+    anything (a code correlation table, say). ``provenance`` names what was added (its
+    files; no items). Crash safety, locking and ``expected_version`` as for
+    :func:`update`. Returns the new version.
+    """
+    kb = Path(kb_dir)
+    _check_keep(keep_versions)
+    _require_kb(kb)
+    with _writer_lock(kb):
+        old = _open(kb, None, catalog_hash, verify=True)
+        if expected_version is not None and old.version != expected_version:
+            raise KnowledgeBaseError(
+                f"{kb}: is at version {old.version}, expected {expected_version}: another "
+                "update published meanwhile. Remedy: run the command again."
+            )
+        content = _Content.validated(catalog_hash, old.label_ids, old.factors, old.counts,
+                                     old.coefficients, old.network_coefficients,
+                                     {**old.tables, **tables})
+        return _publish(kb, content, history=old.history, parent=old.version,
+                        provenance=provenance, half_life_days=None, days_elapsed=0.0,
+                        decay_factor=1.0, keep_versions=keep_versions)
 
 
 def open_version(
@@ -400,6 +456,8 @@ def info(
             if verify:
                 _verify_hash(path, meta.history[-1], pointer, _stream_hash(con, path, meta))
             storage = _storage_bytes(con, meta.factors, meta.sizes)
+            extra_rows = {t[len(_EXTRA):]: int(con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0])
+                          for t in _extra_names(con)}
         own, sizes, current = meta.history[-1], meta.sizes, _read_current(kb)
         n_patterns = sum(s[0] for s in sizes.values())
         file_bytes = path.stat().st_size
@@ -430,6 +488,7 @@ def info(
             },
             "coefficients": {f: _summary(c) for f, c in meta.coefficients.items()},
             "network_coefficients": _summary(meta.network),
+            "extra_tables": extra_rows,
             "history": [r.to_json() for r in meta.history],
         }
 
@@ -456,7 +515,7 @@ def export_parquet(
             _verify_hash(path, own, pointer, _stream_hash(con, path, meta))
             out.mkdir(parents=True, exist_ok=True)
             written = {}
-            for table in _TABLES:
+            for table in (*_TABLES, *_extra_names(con)):
                 target = out / f"{table}.parquet"
                 con.table(table).write_parquet(str(target), compression="zstd")
                 written[table] = target
@@ -483,6 +542,7 @@ class _Content:
     counts: dict[str, PatternCounts]
     coefficients: dict[str, dict[str, np.ndarray]]
     network: dict[str, np.ndarray]
+    tables: dict[str, dict[str, np.ndarray]]
 
     @classmethod
     def validated(
@@ -493,6 +553,7 @@ class _Content:
         counts: Mapping[str, PatternCounts],
         coefficients: Mapping[str, Mapping[str, np.ndarray]],
         network: Mapping[str, np.ndarray],
+        tables: Tables,
     ) -> _Content:
         """Check what the engine hands over; mistakes here are bugs, hence ValueError."""
         labels = tuple(str(x) for x in label_ids)
@@ -525,11 +586,43 @@ class _Content:
         if len(columns) > 1:
             raise ValueError(f"every factor needs the same coefficient names, got {columns}")
         return cls(catalog_hash, labels, metas, {f: counts[f] for f in names}, coefs,
-                   _per_label(network, len(labels), _REQUIRED_NETWORK, "network_coefficients"))
+                   _per_label(network, len(labels), _REQUIRED_NETWORK, "network_coefficients"),
+                   {name: _extra_table(name, tables[name]) for name in sorted(tables)})
 
     def content_hash(self) -> str:
         return _content_hash(self.catalog_hash, self.label_ids, self.factors, self.network,
-                             ((f, self.counts[f], self.coefficients[f]) for f in self.factors))
+                             ((f, self.counts[f], self.coefficients[f]) for f in self.factors),
+                             self.tables)
+
+
+def _extra_kind(array: np.ndarray) -> str:
+    """The storage kind of an extra column (a key of ``_EXTRA_TYPES``), or ''."""
+    if array.dtype.kind in "OU":
+        return "str"
+    kind = array.dtype.str[1:]
+    return kind if kind in _EXTRA_TYPES else ""
+
+
+def _extra_table(name: str, columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """An extra table checked and in canonical types (strings as object arrays)."""
+    if not _IDENTIFIER.match(name) or not columns:
+        raise ValueError(f"extra table {name!r}: expected an SQL identifier with columns, "
+                         f"got columns {list(columns)}")
+    out, lengths = {}, set()
+    for column, values in columns.items():
+        array = np.asarray(values)
+        kind = _extra_kind(array)
+        if not _IDENTIFIER.match(column) or array.ndim != 1 or not kind:
+            raise ValueError(f"extra table {name!r}, column {column!r}: expected an SQL "
+                             f"identifier naming a 1-d float64, int64, uint64 or string "
+                             f"array, got {array.dtype} of shape {array.shape}")
+        if kind == "str":
+            array = np.array([str(v) for v in array], dtype=object)
+        out[column] = array
+        lengths.add(array.size)
+    if len(lengths) > 1:
+        raise ValueError(f"extra table {name!r}: columns of different lengths {sorted(lengths)}")
+    return out
 
 
 def _per_label(values: Mapping[str, np.ndarray], n_labels: int, required: tuple[str, ...],
@@ -591,6 +684,7 @@ def _content_hash(
     factors: Mapping[str, FactorMeta],
     network: Mapping[str, np.ndarray],
     per_factor: Iterable[tuple[str, PatternCounts, Mapping[str, np.ndarray]]],
+    tables: Mapping[str, Mapping[str, np.ndarray]],
 ) -> str:
     """sha256 of the canonical serialisation of a version's contents.
 
@@ -601,7 +695,11 @@ def _content_hash(
     n, N, err_ptr, err_label, err_k, in ``PatternCounts`` dtypes) and its coefficients,
     each named array as its name then its float64 values, names in sorted order.
     ``per_factor`` yields (name, counts, coefficients) in name order, so that a large
-    version can be hashed factor by factor without holding it all.
+    version can be hashed factor by factor without holding it all. Then, only if there
+    are extra tables (so that versions without any keep the hash they always had), the tag
+    ``extra-tables``, their number and per table in name order its name, its number of
+    columns and per column in its order the name, the storage type and the values (numbers
+    as arrays, strings each as a string after the count).
     """
     h = hashlib.sha256()
 
@@ -642,6 +740,22 @@ def _content_hash(
         seen.append(name)
     if seen != sorted(factors):
         raise ValueError(f"hashed factors {seen}, expected all of {sorted(factors)} in order")
+    if tables:
+        text("extra-tables")
+        h.update(len(tables).to_bytes(8, "little"))
+        for name in sorted(tables):
+            text(name)
+            h.update(len(tables[name]).to_bytes(8, "little"))
+            for column, values in tables[name].items():
+                text(column)
+                kind = _extra_kind(values)
+                text(kind)
+                if kind == "str":
+                    h.update(len(values).to_bytes(8, "little"))
+                    for v in values:
+                        text(v)
+                else:
+                    array(values, kind)
     return h.hexdigest()
 
 
@@ -719,6 +833,13 @@ def _write_version_file(path: Path, content: _Content,
                            {"label": label_index, **content.coefficients[name]})
         _insert_arrays(con, "network_coefficients", (),
                        {"label": label_index, **content.network})
+        for name, columns in content.tables.items():
+            definition = ", ".join(f'"{c}" {_EXTRA_TYPES[_extra_kind(v)]} NOT NULL'
+                                   for c, v in columns.items())
+            con.execute(f'CREATE TABLE "{_EXTRA}{name}"({definition})')
+            _insert_arrays(con, f'"{_EXTRA}{name}"', (),
+                           {c: (pa.array(v.tolist(), pa.string()) if v.dtype == object else v)
+                            for c, v in columns.items()})
         placeholders = ", ".join("?" for _ in _VERSION_FIELDS)
         con.executemany(f"INSERT INTO versions VALUES ({placeholders})",
                         [_record_row(r) for r in history])
@@ -1004,14 +1125,16 @@ def _open(kb: Path, version: int | None, expected_catalog_hash: str | None,
                     "catalog, or use the catalog this knowledge base was learnt with."
                 )
             counts = {f: _read_counts(con, path, f, meta) for f in meta.factors}
+            tables = _read_extra(con)
         found = None
         if verify:
             found = _content_hash(own.catalog_hash, meta.label_ids, meta.factors, meta.network,
-                                  ((f, counts[f], meta.coefficients[f]) for f in meta.factors))
+                                  ((f, counts[f], meta.coefficients[f]) for f in meta.factors),
+                                  tables)
         _verify_hash(path, own, pointer, found)
         return KnowledgeBaseVersion(number, path, meta.factors, counts, meta.coefficients,
                                     meta.network, meta.label_ids, meta.history,
-                                    own.content_hash, own.catalog_hash)
+                                    own.content_hash, own.catalog_hash, tables)
 
     return _with_version(kb, version, load)
 
@@ -1164,7 +1287,25 @@ def _stream_hash(con: duckdb.DuckDBPyConnection, path: Path, meta: _Metadata) ->
     return _content_hash(meta.history[-1].catalog_hash, meta.label_ids, meta.factors,
                          meta.network,
                          ((f, _read_counts(con, path, f, meta), meta.coefficients[f])
-                          for f in meta.factors))
+                          for f in meta.factors), _read_extra(con))
+
+
+def _extra_names(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """DuckDB names of the extra tables, in name order."""
+    rows = con.execute("SELECT table_name FROM duckdb_tables() ORDER BY table_name").fetchall()
+    return [r[0] for r in rows if r[0].startswith(_EXTRA)]
+
+
+def _read_extra(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, np.ndarray]]:
+    tables = {}
+    for table in _extra_names(con):
+        relation = con.table(f'"{table}"')
+        result = relation.fetchnumpy()
+        tables[table[len(_EXTRA):]] = {
+            c: (np.array([str(v) for v in result[c]], dtype=object)
+                if result[c].dtype.kind in "OU" else np.ascontiguousarray(result[c]))
+            for c in relation.columns}
+    return tables
 
 
 def _storage_bytes(con: duckdb.DuckDBPyConnection, factors: dict[str, FactorMeta],

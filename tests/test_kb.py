@@ -130,6 +130,41 @@ def test_round_trip_is_bit_identical(tmp_path):
         loaded.content_hash == record.content_hash
 
 
+def test_extra_tables_round_trip_carry_over_and_amend(tmp_path):
+    pairs = {"context": np.array(["8517", "85"], dtype=object),
+             "code": np.array(["85176299", "85171300"], dtype=object),
+             "k": np.array([3.0, 0.5]), "level": np.array([2, 3], dtype=np.int64),
+             "key": np.array([2**64 - 1, 7], dtype=np.uint64)}
+    plain = make_kb(tmp_path / "plain", seed=4)
+    make_kb(tmp_path / "kb", seed=4, tables={"pairs": pairs})
+    loaded = kb.open_version(tmp_path / "kb", expected_catalog_hash=CATALOG)
+    assert list(loaded.tables) == ["pairs"] and list(loaded.tables["pairs"]) == list(pairs)
+    for column, values in pairs.items():
+        assert loaded.tables["pairs"][column].tolist() == values.tolist()
+        assert loaded.tables["pairs"][column].dtype == values.dtype
+    without = kb.open_version(tmp_path / "plain")
+    assert without.tables == {} and without.content_hash != loaded.content_hash
+    assert plain["counts"].keys() == loaded.counts.keys()
+    # an update without tables carries them over; amend adds one and keeps the counts
+    kb.update(tmp_path / "kb", {}, plain["coefficients"], plain["network"],
+              provenance("day.csv"), CATALOG, half_life_days=None, days_elapsed=1)
+    assert kb.open_version(tmp_path / "kb").tables["pairs"]["k"].tolist() == [3.0, 0.5]
+    corr = {"old_code": np.array(["85171200"], dtype=object), "share": np.array([1.0])}
+    number = kb.amend(tmp_path / "kb", {"correlation": corr}, provenance("corr.csv"), CATALOG)
+    amended = kb.open_version(tmp_path / "kb", expected_catalog_hash=CATALOG)
+    assert number == amended.version == 3 and sorted(amended.tables) == ["correlation", "pairs"]
+    assert amended.record.provenance.input_files == ("corr.csv",)
+    assert amended.record.parent_version == 2
+    for factor in FACTORS:
+        assert_counts_identical(amended.counts[factor], kb.open_version(tmp_path / "kb", 2).counts[factor])
+    assert kb.info(tmp_path / "kb", verify=True)["extra_tables"] == {"correlation": 1, "pairs": 2}
+    assert sorted(p.name for p in kb.export_parquet(tmp_path / "kb", tmp_path / "out").values())[:2] == [
+        "coefficients.parquet", "errors.parquet"]
+    assert (tmp_path / "out" / "extra_correlation.parquet").exists()
+    with pytest.raises(ValueError, match="column 'bad'"):
+        kb.amend(tmp_path / "kb", {"t": {"bad": np.zeros((2, 2))}}, provenance("x"), CATALOG)
+
+
 def test_update_equals_create_from_merged_counts(tmp_path):
     world = make_kb(tmp_path / "a", seed=2)
     rng = np.random.default_rng(3)
