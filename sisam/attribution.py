@@ -435,6 +435,7 @@ def attribute(scorer: Scorer, frame: pd.DataFrame) -> Attribution:
     Memory grows as items * shapes * labels: attribute a large frame in slices
     (``iter_attributions``)."""
     version = scorer.version
+    frame = scorer.with_evidence(frame)
     encoder = Encoder(frame)
     names, attributes, lattices, keys, identities, traces, d_coefs = [], [], [], [], [], [], []
     for name, plan in scorer.plans.items():

@@ -5,7 +5,10 @@ typo fails at load time with the file, the entry and the key, never later inside
 
 - ``errors.toml``: the 30 error types of the contract, their fields, rules and wording;
 - ``attributes.toml``: parent attributes, their types and generalisation chains;
-- ``networks.toml``: the HPB factors (attribute groups) and each error type's network.
+- ``networks.toml``: the HPB factors (attribute groups) and each error type's network;
+- ``evidence.toml`` (optional): evidence models (``sisam.evidence``), learnt from every
+  declaration, each turning an item into a band string in the derived column
+  ``evidence.<name>`` that attributes read like any contract column.
 
 A user changes a model's structure by editing (a copy of) these files and passing the folder
 with ``--knowledge``; the folder's hash is stored in every knowledge base so that counts are
@@ -17,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,10 @@ LANGUAGES = ("en", "pt-BR")
 ANY_LABEL = "any"
 MAX_FACTOR_ATTRIBUTES = 6
 KNOWLEDGE_FILES = ("errors.toml", "attributes.toml", "networks.toml")
+#: Optional: a folder without it has no evidence models (and hashes as before).
+EVIDENCE_FILE = "evidence.toml"
+#: Attributes read an evidence model's band through a column named with this prefix.
+EVIDENCE_PREFIX = "evidence."
 
 #: rule -> (column types it applies to, extra keys it requires)
 RULES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
@@ -77,6 +84,23 @@ class Network:
 
 
 @dataclass(frozen=True)
+class EvidenceSpec:
+    """One ``[evidence.<name>]`` entry: its kind (a class of ``sisam.evidence``), the error
+    types it serves (for documentation, explanations and checks) and every other key of
+    the entry, validated by the kind (``EvidenceModel.check_options``)."""
+
+    name: str
+    kind: str
+    serves: tuple[str, ...]
+    options: dict[str, Any]
+
+    @property
+    def column(self) -> str:
+        """The derived column holding each item's band."""
+        return EVIDENCE_PREFIX + self.name
+
+
+@dataclass(frozen=True)
 class Knowledge:
     errors: tuple[ErrorType, ...]
     attributes: dict[str, Attribute]
@@ -84,6 +108,7 @@ class Knowledge:
     networks: dict[str, Network]
     hash: str
     source: str
+    evidence: dict[str, EvidenceSpec] = field(default_factory=dict)
 
     @cached_property
     def label_ids(self) -> tuple[str, ...]:
@@ -228,7 +253,8 @@ def _parse_attributes(path: Path, doc: dict[str, Any]) -> dict[str, Attribute]:
     for name, entry in doc["attribute"].items():
         label = f"[attribute.{name}]"
         _check_keys(where, label, entry, {"column", "type", "levels", "noun"}, set())
-        if entry["column"] not in COLUMNS:
+        # evidence columns are checked against evidence.toml once both are read
+        if entry["column"] not in COLUMNS and not str(entry["column"]).startswith(EVIDENCE_PREFIX):
             raise where.fail(label, f"column {entry['column']!r} is not a contract column" + _closest(str(entry["column"]), tuple(COLUMNS)))
         if entry["type"] not in ATTRIBUTE_TYPES:
             raise where.fail(label, f"unknown type {entry['type']!r}" + _closest(str(entry["type"]), ATTRIBUTE_TYPES))
@@ -304,6 +330,53 @@ def _parse_networks(
     return factors, networks
 
 
+def _parse_evidence(
+    path: Path, doc: dict[str, Any], attributes: dict[str, Attribute], label_ids: tuple[str, ...]
+) -> dict[str, EvidenceSpec]:
+    from sisam.evidence import KINDS
+
+    where = _Where(path)
+    _check_keys(where, "top level", doc, {"evidence"}, set())
+    specs = {}
+    for name, entry in doc["evidence"].items():
+        label = f"[evidence.{name}]"
+        # "__" separates model and table in the knowledge base's table names
+        if not re.fullmatch(r"[a-z][a-z0-9]*(_[a-z0-9]+)*", name):
+            raise where.fail(label, "the name must be a lower-case identifier without '__'")
+        if not isinstance(entry, dict):
+            raise where.fail(label, f"expected a table, got {entry!r}")
+        for key in ("kind", "serves"):
+            if key not in entry:
+                raise where.fail(label, f"missing key {key!r}")
+        kind = entry["kind"]
+        if kind not in KINDS:
+            raise where.fail(label, f"unknown kind {kind!r}" + _closest(str(kind), tuple(KINDS)))
+        serves = entry["serves"]
+        if not isinstance(serves, list) or not serves:
+            raise where.fail(label, f"serves must be a non-empty list of error ids, got {serves!r}")
+        for error_id in serves:
+            if error_id not in label_ids:
+                raise where.fail(label, f"serves unknown error type {error_id!r}" + _closest(str(error_id), label_ids))
+        options = {k: v for k, v in entry.items() if k not in ("kind", "serves")}
+        spec = EvidenceSpec(name, kind, tuple(serves), options)
+        problem = KINDS[kind].check_options(spec, attributes)
+        if problem:
+            raise where.fail(label, problem)
+        specs[name] = spec
+    return specs
+
+
+def _check_evidence_columns(path: Path, attributes: dict[str, Attribute], evidence: dict[str, EvidenceSpec]) -> None:
+    columns = {spec.column for spec in evidence.values()}
+    for attribute in attributes.values():
+        if attribute.column.startswith(EVIDENCE_PREFIX) and attribute.column not in columns:
+            raise _Where(path).fail(
+                f"[attribute.{attribute.name}]",
+                f"column {attribute.column!r} names no evidence model of {EVIDENCE_FILE}"
+                + _closest(attribute.column, tuple(sorted(columns)) or ("(none)",)),
+            )
+
+
 def load_knowledge(folder: str | Path | None = None) -> Knowledge:
     """Load and validate a knowledge folder (default: the one shipped with sisam)."""
     root = Path(folder) if folder is not None else data_dir("knowledge")
@@ -317,10 +390,18 @@ def load_knowledge(folder: str | Path | None = None) -> Knowledge:
         path = root / name
         docs[name] = _load_toml(path)
         digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    evidence_path = root / EVIDENCE_FILE
+    if evidence_path.exists():
+        docs[EVIDENCE_FILE] = _load_toml(evidence_path)
+        digest.update(EVIDENCE_FILE.encode() + b"\0" + evidence_path.read_bytes() + b"\0")
     errors = _parse_errors(root / "errors.toml", docs["errors.toml"])
     attributes = _parse_attributes(root / "attributes.toml", docs["attributes.toml"])
     label_ids = (*(e.id for e in errors), ANY_LABEL)
     factors, networks = _parse_networks(root / "networks.toml", docs["networks.toml"], attributes, label_ids)
+    evidence = {}
+    if EVIDENCE_FILE in docs:
+        evidence = _parse_evidence(evidence_path, docs[EVIDENCE_FILE], attributes, label_ids)
+    _check_evidence_columns(root / "attributes.toml", attributes, evidence)
     return Knowledge(
         errors=errors,
         attributes=attributes,
@@ -328,4 +409,5 @@ def load_knowledge(folder: str | Path | None = None) -> Knowledge:
         networks=networks,
         hash=digest.hexdigest(),
         source=str(root),
+        evidence=evidence,
     )

@@ -43,6 +43,16 @@ from sisam.engine.hashtable import KeyIndex, build_index
 from sisam.engine.hpb import FactorState, factor_log_odds
 from sisam.engine.network import network_probabilities
 from sisam.errors import SisamError
+from sisam.evidence import (
+    EvidenceTables,
+    PreparedEvidence,
+    add_evidence_columns,
+    count_evidence,
+    evidence_models,
+    from_kb_tables,
+    kb_tables,
+    merge_evidence,
+)
 from sisam.knowledge import Knowledge, load_knowledge
 from sisam.labels import label_matrix
 
@@ -174,13 +184,15 @@ def learn(
     labels = label_matrix(frame, rect, knowledge.errors)
     del rect
     provenance = _provenance([declarations, rectified], frame, labels)
+    current = kb.open_version(kb_dir, expected_catalog_hash=knowledge.hash) if update else None
+    if current is not None:
+        days = _days_elapsed(current.provenance, provenance)
+        decay = 1.0 if half_life_days is None else 0.5 ** (days / half_life_days)
+    frame, evidence = learn_evidence(knowledge, frame, current, decay if update else 1.0, progress)
     batch_counts, inspected_keys = count_frame(frame, labels, plans, progress)
     inspected_labels = labels[labels[:, 0] >= 0]
     del frame, labels
-    if update:
-        current = kb.open_version(kb_dir, expected_catalog_hash=knowledge.hash)
-        days = _days_elapsed(current.provenance, provenance)
-        decay = 1.0 if half_life_days is None else 0.5 ** (days / half_life_days)
+    if current is not None:
         counts = {name: merge(current.counts[name].scaled(decay), batch_counts[name]) for name in plans}
         parent_version = current.version
         del current
@@ -208,6 +220,7 @@ def learn(
             half_life_days=half_life_days,
             days_elapsed=days,
             expected_version=parent_version,
+            tables=kb_tables(evidence),
         )
     else:
         version = kb.create(
@@ -220,9 +233,31 @@ def learn(
             provenance,
             knowledge.hash,
             overwrite=overwrite,
+            tables=kb_tables(evidence),
         )
     n_patterns = sum(c.n_patterns for c in counts.values())
     return LearnSummary(kb_dir, version, provenance.n_items, provenance.n_labelled, n_patterns, time.perf_counter() - start)
+
+
+def learn_evidence(
+    knowledge: Knowledge,
+    frame: pd.DataFrame,
+    current: kb.KnowledgeBaseVersion | None,
+    decay: float,
+    progress: Progress = _quiet,
+) -> tuple[pd.DataFrame, EvidenceTables]:
+    """The evidence tables of the catalog's models counted over ``frame`` (added to
+    ``current``'s, decayed by ``decay``, when updating), and ``frame`` with the evidence
+    columns, each item banded without its own contribution (``sisam.evidence``)."""
+    models = evidence_models(knowledge)
+    if not models:
+        return frame, {}
+    tables = count_evidence(models, frame)
+    if current is not None:
+        tables = merge_evidence(from_kb_tables(current.tables), tables, decay)
+    frame = add_evidence_columns(frame, models, tables, own_rows_counted=True)
+    progress(f"counted {len(models)} evidence model(s) and banded every item")
+    return frame, tables
 
 
 def _days_elapsed(old: kb.Provenance, new: kb.Provenance) -> float:
@@ -245,6 +280,15 @@ class Scorer:
         self.plans = factor_plans(knowledge)
         self.indexes: dict[str, KeyIndex] = {name: build_index(c.keys) for name, c in version.counts.items()}
         self.membership = network_membership(knowledge)
+        models = evidence_models(knowledge)
+        self.evidence = PreparedEvidence(models, from_kb_tables(version.tables)) if models else None
+
+    def with_evidence(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` with the catalog's evidence columns (none to add: ``frame`` itself);
+        idempotent, so that callers may pass frames that already have them."""
+        if self.evidence is None or all(m.column in frame for m in self.evidence.models.values()):
+            return frame
+        return add_evidence_columns(frame, self.evidence.models, self.evidence, own_rows_counted=False)
 
     @classmethod
     def open(cls, kb_dir: Path, knowledge: Knowledge | None = None) -> Scorer:
@@ -258,7 +302,7 @@ class Scorer:
         A factor is evaluated only for the labels whose network uses it (about a third of
         the factor x label pairs); its other columns hold the base rate, i.e. no evidence,
         which the network combination ignores anyway."""
-        encoder = Encoder(frame)
+        encoder = Encoder(self.with_evidence(frame))
         n_labels = len(self.knowledge.label_ids)
         served_full, base = [], np.full(n_labels, np.nan)
         for f, (name, plan) in enumerate(self.plans.items()):
