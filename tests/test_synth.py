@@ -141,7 +141,9 @@ def test_tables_have_the_contract_columns_and_types(world: tuple[Path, WorldSumm
             stored = str(schema.field(column).type)
             assert stored == {"string": "string", "integer": "int64", "date": "date32[day]", "number": "double"}[kind], column
     truth = pq.read_schema(out / "truth.parquet")
-    expected = ["declaration_id", "item_no", "split", "inspected"]
+    expected = ["declaration_id", "item_no", "split", "inspected", "true_hs_code", "true_customs_value_usd",
+                "true_import_duty_rate", "true_ipi_rate", "true_pis_rate", "true_cofins_rate",
+                "true_antidumping_rate", "true_countervailing_rate"]
     for e in ERROR_IDS:
         expected += [f"p_{e}", f"e_{e}", f"found_{e}"]
     assert truth.names == expected
@@ -250,6 +252,21 @@ def test_a_corrected_code_also_corrects_what_follows_from_it(tables: dict[str, p
     code_found = truth["found_hs_code"]
     assert (code_found & truth["found_import_duty_rate"]).sum() > 0
     assert not (truth["found_hs_chapter"] & ~code_found).any()
+
+
+def test_true_values_agree_with_declared_and_rectified(tables: dict[str, pd.DataFrame]) -> None:
+    truth, history = tables["truth"], tables["history"]
+    h = _history_truth(truth)
+    declared = history["hs_code"].to_numpy()
+    true_code = h["true_hs_code"].to_numpy()
+    assert ((declared != true_code) == h["e_hs_code"].to_numpy()).all()
+    rect = tables["rectified"].set_index(["declaration_id", "item_no"])
+    found = h[h["found_hs_code"]]
+    assert len(found) > 0
+    corrected = rect.loc[list(zip(found["declaration_id"], found["item_no"], strict=True)), "hs_code"]
+    assert (corrected.to_numpy() == found["true_hs_code"].to_numpy()).all()
+    value_ok = ~h["e_undervaluation"] & ~h["e_overvaluation"]
+    assert (history["customs_value_usd"][value_ok] > 0).all() and (h["true_customs_value_usd"] > 0).all()
 
 
 # --- rates, inspection, mechanisms ---------------------------------------------------------------

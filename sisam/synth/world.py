@@ -32,6 +32,7 @@ from types import MappingProxyType
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from sisam.contract import ERROR_IDS
 from sisam.errors import SisamError
@@ -47,12 +48,14 @@ from sisam.synth.mechanisms import (
     build_mechanisms,
 )
 from sisam.synth.nomenclature import Tariff, build_tariff
-from sisam.synth.rules import ERROR_FIELD, check_catalog, holds, rule_matrix
+from sisam.synth.rules import ERROR_FIELD, FIELD_COLUMN, check_catalog, holds, rule_matrix
 from sisam.synth.trade import RATE_FIELDS, RATE_INPUTS, Trade, build_trade, rates
 from sisam.synth.writing import Dictionaries, contract_table, declaration_ids, write_world
 
 log = logging.getLogger("sisam.synth")
 FORMATS = ("parquet", "csv")
+#: Fields whose true values the truth table carries as ``true_<contract column>``.
+TRUE_FIELDS = ("line", "value", "duty", "ipi", "pis", "cofins", "ad", "cvd")
 
 
 @dataclass(frozen=True)
@@ -194,7 +197,8 @@ def generate_world(n_items: int, days: int, seed: int, out_dir: Path, *, test_da
     over the ``test_days`` that follow. The same arguments give the same bytes.
     ``history``, ``test`` and ``rectified`` have the contract's columns (contract.md);
     ``truth`` has, per history and test item, ``declaration_id``, ``item_no``, ``split``,
-    ``inspected`` and per error id ``p_<id>``, ``e_<id>``, ``found_<id>``.
+    ``inspected``, the true ``hs_code``, ``customs_value_usd`` and six rates as ``true_<column>``,
+    and per error id ``p_<id>``, ``e_<id>``, ``found_<id>``.
 
     Raises SisamError for arguments out of range.
     """
@@ -258,6 +262,13 @@ def generate_world(n_items: int, days: int, seed: int, out_dir: Path, *, test_da
                                                 pa.array(["history", "test"])).cast(pa.string()),
         "inspected": pa.array(is_inspected),
     }
+    # The true values behind the tax at stake, for every item (test items are never
+    # rectified): what a suggested code and an expected recovery are measured against.
+    for field in TRUE_FIELDS:
+        values = true_c[field]
+        column = FIELD_COLUMN[field]
+        truth[f"true_{column}"] = (pa.array(values, pa.float64()) if values.dtype == np.float64
+                                   else pc.take(dicts.columns[field], pa.array(values)))
     for j, error in enumerate(errors):
         truth[f"p_{error.id}"] = pa.array(probability[:, j])
         truth[f"e_{error.id}"] = pa.array(has_error[:, j])
