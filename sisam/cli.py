@@ -212,15 +212,16 @@ def kb_group() -> None:
 @click.option("--declarations", type=_TABLE_PATH, help="The scored declarations (default: recorded in a Parquet score table).")
 @click.option("--kb", "kb_dir", type=click.Path(file_okay=False, exists=True, path_type=Path), help="The knowledge base used (default: recorded in a Parquet score table).")
 @click.option("--top", type=click.IntRange(min=1), help="Items to list (default: the top 2 %, at least 20, at most 500).")
+@click.option("--rank-by", "rank_by", type=click.Choice(["probability", "value"]), default="probability", show_default=True, help="Rank by the probability of any error, or by the expected tax recovered if inspected.")
 @_LANG_OPTION
 @_KNOWLEDGE_OPTION
 @_domain_errors
-def report(scores, out, declarations, kb_dir, top, lang, knowledge) -> None:
+def report(scores, out, declarations, kb_dir, top, rank_by, lang, knowledge) -> None:
     """The officer's worklist: a self-contained HTML page of the riskiest items, explained."""
     from sisam.knowledge import load_knowledge
     from sisam.report import build_report
 
-    summary = build_report(scores, out, declarations=declarations, kb_dir=kb_dir, top=top, lang=lang, knowledge=load_knowledge(knowledge))
+    summary = build_report(scores, out, declarations=declarations, kb_dir=kb_dir, top=top, lang=lang, knowledge=load_knowledge(knowledge), rank_by=rank_by)
     click.echo(str(summary))
 
 

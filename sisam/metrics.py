@@ -121,3 +121,13 @@ def pooled_recall(score_columns: list[np.ndarray], positive_columns: list[np.nda
         caught += point.caught
         positives += point.positives
     return caught / positives if positives else float("nan")
+
+
+def value_captured(scores: np.ndarray, values: np.ndarray, rates=SELECTION_RATES) -> list[float]:
+    """Share of the total ``values`` (what stopping each item recovers, >= 0) held by the top
+    ``rate`` share of items by score, for each rate; ties split in expectation."""
+    values = np.asarray(values, dtype=np.float64)
+    total = float(values.sum())
+    selected = np.array([selected_count(values.size, rate) for rate in rates], dtype=np.int64)
+    caught = Ranking(scores).caught(values, None, selected)
+    return [float(c) / total if total > 0 else float("nan") for c in caught]

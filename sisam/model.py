@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sisam import kb
+from sisam import kb, suggest, value
 from sisam.contract import KEY, SCORE_PREFIX
 from sisam.declarations import iter_declarations, read_declarations, read_pair
 from sisam.encoding import Encoder, FactorPlan, factor_plans
@@ -54,7 +54,7 @@ from sisam.evidence import (
     merge_evidence,
 )
 from sisam.knowledge import Knowledge, load_knowledge
-from sisam.labels import label_matrix
+from sisam.labels import label_matrix, match_rectified
 
 log = logging.getLogger("sisam.model")
 
@@ -182,6 +182,7 @@ def learn(
     frame, rect = read_pair(declarations, rectified)
     progress(f"read {len(frame):,} items and {len(rect):,} rectified items")
     labels = label_matrix(frame, rect, knowledge.errors)
+    extra = _ExtraBatch.of(frame, rect, knowledge)
     del rect
     provenance = _provenance([declarations, rectified], frame, labels)
     current = kb.open_version(kb_dir, expected_catalog_hash=knowledge.hash) if update else None
@@ -195,9 +196,11 @@ def learn(
     if current is not None:
         counts = {name: merge(current.counts[name].scaled(decay), batch_counts[name]) for name in plans}
         parent_version = current.version
+        tables = extra.tables(current.tables, decay)
         del current
     else:
         counts = batch_counts
+        tables = extra.tables({}, 1.0)
     if len(inspected_labels) == 0:
         raise SisamError(
             f"{rectified}: no inspected item to learn from: expected rectified rows for some "
@@ -220,7 +223,7 @@ def learn(
             half_life_days=half_life_days,
             days_elapsed=days,
             expected_version=parent_version,
-            tables=kb_tables(evidence),
+            tables={**kb_tables(evidence), **tables},
         )
     else:
         version = kb.create(
@@ -233,7 +236,7 @@ def learn(
             provenance,
             knowledge.hash,
             overwrite=overwrite,
-            tables=kb_tables(evidence),
+            tables={**kb_tables(evidence), **tables},
         )
     n_patterns = sum(c.n_patterns for c in counts.values())
     return LearnSummary(kb_dir, version, provenance.n_items, provenance.n_labelled, n_patterns, time.perf_counter() - start)
@@ -260,6 +263,45 @@ def learn_evidence(
     return frame, tables
 
 
+@dataclass(frozen=True)
+class _ExtraBatch:
+    """What a batch teaches besides the factor counts: the (declared, rectified) code pairs
+    and code counts of the suggested codes (``suggest``), the recovered amounts of the
+    expected value at stake (``value``)."""
+
+    codes: np.ndarray              # declared hs_code of every item
+    pair_declared: np.ndarray      # corrected items' declared and rectified codes
+    pair_rectified: np.ndarray
+    inspected_codes: np.ndarray    # declared hs_code of the inspected items
+    ratios: dict[str, np.ndarray]  # per tax error, over the inspected items
+    found: dict[str, np.ndarray]
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame, rect: pd.DataFrame, knowledge: Knowledge) -> _ExtraBatch:
+        rows = match_rectified(frame, rect)
+        inspected = rows >= 0
+        declared = frame[inspected].reset_index(drop=True)
+        rectified = rect.iloc[rows[inspected]].reset_index(drop=True)
+        pair_declared, pair_rectified = suggest.error_pairs(declared["hs_code"].to_numpy(), rectified["hs_code"].to_numpy())
+        ratios = value.recovered_ratios(declared, rectified, knowledge)
+        return cls(frame["hs_code"].to_numpy(), pair_declared, pair_rectified, declared["hs_code"].to_numpy(),
+                   ratios, {e: ratios[e] > 0 for e in ratios})
+
+    def tables(self, old: dict[str, dict[str, np.ndarray]], decay: float) -> dict[str, dict[str, np.ndarray]]:
+        """The extra tables of the new version: old ones decayed plus this batch's, and
+        their smoothing refitted by leave-one-out on this batch (like the coefficients)."""
+        pairs = suggest.merge_pairs(old.get(suggest.PAIRS_TABLE), suggest.count_pairs(self.pair_declared, self.pair_rectified), decay)
+        codes = suggest.merge_codes(old.get(suggest.CODES_TABLE), suggest.count_codes(self.codes), decay)
+        amounts = value.merge_amounts(old.get(value.AMOUNTS_TABLE), value.count_amounts(self.inspected_codes, self.ratios, self.found), decay)
+        return {
+            suggest.PAIRS_TABLE: pairs,
+            suggest.CODES_TABLE: codes,
+            suggest.SMOOTHING_TABLE: suggest.fit_smoothing(pairs, codes, self.pair_declared, self.pair_rectified),
+            value.AMOUNTS_TABLE: amounts,
+            value.SMOOTHING_TABLE: value.fit_smoothing(amounts, self.inspected_codes, self.ratios, self.found),
+        }
+
+
 def _days_elapsed(old: kb.Provenance, new: kb.Provenance) -> float:
     """Days between the end of the knowledge base's data and the end of the batch's."""
     if old.date_to is None or new.date_to is None:
@@ -280,6 +322,8 @@ class Scorer:
         self.plans = factor_plans(knowledge)
         self.indexes: dict[str, KeyIndex] = {name: build_index(c.keys) for name, c in version.counts.items()}
         self.membership = network_membership(knowledge)
+        self.suggester = suggest.suggester_from(version.tables)
+        self.recovery = value.recovery_from(version.tables)
         models = evidence_models(knowledge)
         self.evidence = PreparedEvidence(models, from_kb_tables(version.tables)) if models else None
 
@@ -342,7 +386,20 @@ class Scorer:
         scores = frame[list(KEY)].reset_index(drop=True)
         for j, label in enumerate(self.knowledge.label_ids):
             scores[SCORE_PREFIX + label] = probabilities[:, j]
+        for name, values in self.optional_columns(frame, probabilities).items():
+            scores[name] = values
         return scores
+
+    def optional_columns(self, frame: pd.DataFrame, probabilities: np.ndarray) -> dict[str, np.ndarray]:
+        """The score table's optional columns (contract.md section 4) that this version's
+        knowledge supports: expected recovery (``value``), suggested codes (``suggest``)."""
+        columns: dict[str, np.ndarray] = {}
+        if self.recovery is not None:
+            by_label = {label: probabilities[:, j] for j, label in enumerate(self.knowledge.label_ids)}
+            columns[value.COLUMN] = self.recovery.expected(frame, by_label)
+        if self.suggester is not None:
+            columns.update(suggest.suggestion_columns(self.suggester.suggest_all(frame["hs_code"].to_numpy())))
+        return columns
 
 
 def network_membership(knowledge: Knowledge) -> np.ndarray:

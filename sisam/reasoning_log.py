@@ -397,6 +397,8 @@ class ReasoningLogWriter:
         scores = records[list(KEY)].copy()
         for j, label in enumerate(self.knowledge.label_ids):
             scores[SCORE_PREFIX + label] = probabilities[:, j]
+        for name, values in self.scorer.optional_columns(records, probabilities).items():
+            scores[name] = values
         return scores
 
     def _log_chunk(self, a: Attribution, rows: pd.DataFrame) -> None:

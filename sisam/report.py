@@ -2,7 +2,9 @@
 
 The items worth stopping are the top of the ranking: by default the highest 2 % by
 probability of any error (at least 20 items, at most 500, so that the page stays light
-enough to open on a laptop). Each is explained (``explain.explain_items``) and the page is
+enough to open on a laptop); with ``rank_by="value"`` (``--rank-by value``) the highest by
+expected tax recovered if inspected (``expected_recovery_usd``, see ``sisam.value``), and the
+page ranks by that value. Each is explained (``explain.explain_items``) and the page is
 rendered by ``worklist.py``. Where to find the declarations and the knowledge base is read
 from the score file itself when ``sisam score`` wrote it as Parquet (its metadata records
 both), or given as options.
@@ -27,6 +29,8 @@ SCORE_METADATA_KEY = "sisam"
 DEFAULT_SHARE = 0.02
 MIN_ITEMS = 20
 MAX_ITEMS = 500
+#: What ``sisam report --rank-by`` may rank by: score table column.
+RANK_BY = {"probability": SCORE_ANY, "value": "expected_recovery_usd"}
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,7 @@ def build_report(
     top: int | None = None,
     lang: str = "en",
     knowledge: Knowledge | None = None,
+    rank_by: str = "probability",
 ) -> ReportSummary:
     from sisam.declarations import read_declarations
     from sisam.explain import explain_items
@@ -105,7 +110,13 @@ def build_report(
     table = pd.read_parquet(scores) if scores.suffix.lower() == ".parquet" else pd.read_csv(scores, dtype={"declaration_id": str})
     if SCORE_ANY not in table.columns:
         raise SisamError(f"{scores}: not a score table: expected a column {SCORE_ANY!r}; got {list(table.columns)[:8]}")
-    chosen = table.sort_values(SCORE_ANY, ascending=False, kind="stable").head(items_to_report(len(table), top))
+    if rank_by not in RANK_BY:
+        raise ValueError(f"rank_by must be one of {sorted(RANK_BY)}; got {rank_by!r}")
+    column = RANK_BY[rank_by]
+    if column not in table.columns:
+        raise SisamError(f"{scores}: cannot rank by {rank_by}: expected a column {column!r} (written by `sisam score` "
+                         "with a knowledge base learnt by this release); got none")
+    chosen = table.sort_values([column, SCORE_ANY], ascending=False, kind="stable").head(items_to_report(len(table), top))
     frame = read_declarations(declarations)
     selected = chosen[list(KEY)].merge(frame, how="left", on=list(KEY), sort=False, indicator=True)
     missing = selected["_merge"] != "both"
@@ -121,6 +132,9 @@ def build_report(
             f"{scorer.version.content_hash[:12]} (version {scorer.version.version}): score again, or point --kb at the one used"
         )
     entries = entries_from_explanations(_material_reasoning(explain_items(scorer, selected, lang=lang, top=3)))
+    if rank_by == "value":
+        worth = dict(zip(zip(chosen["declaration_id"], chosen["item_no"], strict=True), chosen[column], strict=True))
+        entries = [replace(e, expected_value=float(worth[e.declaration_id, e.item_no])) for e in entries]
     write_worklist(
         entries,
         out,

@@ -1,0 +1,262 @@
+"""Suggested correct codes: which tariff line an item belongs to when its declared one is wrong.
+
+SISAM "also estimates the probability of each possible correct code" (brief.md). The
+teacher is the same as for the error types: the (declared, rectified) pairs of the inspected
+items whose ``hs_code`` error was found. This module is an HPB node whose *child is the
+code itself* (hpb.md, "A network, not one node"): its parent is the declared code, with the
+HS chain ``hs8 -> hs6 -> hs4 -> hs2 -> *`` as generalisations. A single parent with a chain
+makes the lattice a path, so the prior of a pattern is simply its parent's posterior and
+Eq. 3 of hpb.md becomes, for every candidate code c::
+
+    P(c | W) = (k_W,c + S * P(c | parent(W))) / (n_W + S)
+
+with ``n_W`` the corrected items whose declared code matches W at its level and ``k_W,c``
+those corrected to c. A declared line never seen corrected still inherits what its
+subheading, heading and chapter teach; an unseen heading falls back to the chapter, and so on.
+
+The root is where this node departs from a plain count: corrections are few (a few hundred
+a year in the default world) against thousands of lines, so most candidates were never
+seen corrected. The root's distribution is therefore built from the nomenclature's shape
+and from *all* declarations (learning unsupervised as well as supervised, brief.md): how
+far corrections move (``pi_a``: the share of corrected pairs whose codes agree on exactly
+the first a digits, a in 6, 4, 2, 0, from the pair counts, add-one smoothed), and, within
+that distance of the declared code, how often each code is declared (``N_c``, counted over
+every declaration)::
+
+    B_d(c) = pi_a(d, c) * N_c / sum of N_c' over the codes c' at the same agreement a with d
+
+(levels with no code are dropped and the rest renormalised). S is chosen from hpb.md's grid by
+the exact leave-one-out log-likelihood of the rectified codes (each pair's own count
+removed from every context it matches).
+
+The rectified code differs from the declared one by definition of the error, so the
+declared code is removed from the candidates and the rest renormalised: the figures are
+P(correct code = c | the declared code is wrong). Multiply by ``p_hs_code`` for the
+unconditional probability.
+
+Everything is stored in the knowledge base as the extra table ``suggest_pairs`` (columns
+``level``: prefix length of the declared code, 0 for the root; ``context``: that prefix;
+``code``: the rectified code; ``k``: how many, decayed like every count) and
+``suggest_smoothing`` (the chosen ``S`` and its leave-one-out log-likelihood), and
+``suggest_codes`` (``code``, ``n``: declarations of each code, all of them, decayed).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from sisam.engine.fit import S_GRID
+
+log = logging.getLogger("sisam.suggest")
+
+#: Prefix lengths of the declared code, finest first: line, subheading, heading, chapter, all.
+LEVELS = (8, 6, 4, 2, 0)
+PAIRS_TABLE = "suggest_pairs"
+SMOOTHING_TABLE = "suggest_smoothing"
+CODES_TABLE = "suggest_codes"
+#: Agreement levels of the root's distribution: digits two different codes share.
+AGREEMENT = (6, 4, 2, 0)
+#: Suggestions per item in the score table and the explanation.
+TOP = 3
+#: Codes declared anywhere that may reach the top when the declared chapter has too few.
+_SPARE_CODES = TOP + 1
+
+
+def error_pairs(declared: np.ndarray, rectified: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (declared, rectified) codes of items whose code was corrected, stripped."""
+    d = pd.Series(declared, dtype="string").str.strip().to_numpy(dtype=object)
+    r = pd.Series(rectified, dtype="string").str.strip().to_numpy(dtype=object)
+    changed = d != r
+    return d[changed], r[changed]
+
+
+def count_pairs(declared: np.ndarray, rectified: np.ndarray, weight: float = 1.0) -> dict[str, np.ndarray]:
+    """The ``suggest_pairs`` table of corrected pairs (``error_pairs`` output), in
+    canonical order (level descending, context, code)."""
+    rows: dict[tuple[int, str, str], float] = defaultdict(float)
+    for d, r in zip(declared, rectified, strict=True):
+        for level in LEVELS:
+            rows[level, d[:level], r] += weight
+    return _table(rows)
+
+
+def count_codes(codes: np.ndarray) -> dict[str, np.ndarray]:
+    """The ``suggest_codes`` table: declarations per (stripped) code, in code order."""
+    counts = pd.Series(codes, dtype="string").fillna("").str.strip().value_counts()
+    counts = counts[counts.index != ""].sort_index()
+    return {"code": counts.index.to_numpy(dtype=object), "n": counts.to_numpy(dtype=np.float64)}
+
+
+def merge_codes(old: Mapping[str, np.ndarray] | None, new: Mapping[str, np.ndarray], decay: float) -> dict[str, np.ndarray]:
+    """Old code counts scaled by ``decay`` plus the new ones."""
+    total: dict[str, float] = defaultdict(float)
+    for table, scale in ((old, decay), (new, 1.0)):
+        if table is not None:
+            for code, n in zip(table["code"], table["n"], strict=True):
+                total[str(code)] += float(n) * scale
+    ordered = sorted(total)
+    return {"code": np.array(ordered, dtype=object), "n": np.array([total[c] for c in ordered], dtype=np.float64)}
+
+
+def _table(rows: Mapping[tuple[int, str, str], float]) -> dict[str, np.ndarray]:
+    ordered = sorted(rows, key=lambda t: (-t[0], t[1], t[2]))
+    return {
+        "level": np.array([t[0] for t in ordered], dtype=np.int64),
+        "context": np.array([t[1] for t in ordered], dtype=object),
+        "code": np.array([t[2] for t in ordered], dtype=object),
+        "k": np.array([rows[t] for t in ordered], dtype=np.float64),
+    }
+
+
+def merge_pairs(old: Mapping[str, np.ndarray] | None, new: Mapping[str, np.ndarray], decay: float) -> dict[str, np.ndarray]:
+    """Old pair counts scaled by ``decay`` plus the new ones (counts add, hpb.md "Counts")."""
+    rows: dict[tuple[int, str, str], float] = defaultdict(float)
+    for table, scale in ((old, decay), (new, 1.0)):
+        if table is None:
+            continue
+        for level, context, code, k in zip(table["level"], table["context"], table["code"], table["k"], strict=True):
+            rows[int(level), str(context), str(code)] += float(k) * scale
+    return _table(rows)
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """One item's suggested codes, most probable first, with P(code | declared is wrong)."""
+
+    codes: tuple[str, ...]
+    probabilities: tuple[float, ...]
+
+
+class Suggester:
+    """Posterior of the correct code given the declared one, from the pair counts."""
+
+    def __init__(self, pairs: Mapping[str, np.ndarray], codes: Mapping[str, np.ndarray], s: float):
+        self.s = float(s)
+        self.context: dict[tuple[int, str], dict[str, float]] = defaultdict(dict)
+        for level, context, code, k in zip(pairs["level"], pairs["context"], pairs["code"], pairs["k"], strict=True):
+            self.context[int(level), str(context)][str(code)] = float(k)
+        self.n = {key: sum(found.values()) for key, found in self.context.items()}
+        # pairs agreeing on at least a digits: at level a, those whose code keeps the context
+        at_least = {a: sum(k for (level, context), found in self.context.items() if level == a
+                           for code, k in found.items() if code[:a] == context) for a in AGREEMENT if a}
+        at_least[0] = self.n.get((0, ""), 0.0)
+        finer = (None, *AGREEMENT[:-1])
+        exactly = {a: at_least[a] - (at_least[b] if b is not None else 0.0) for a, b in zip(AGREEMENT, finer, strict=True)}
+        self.pi = {a: (exactly[a] + 1.0) / (at_least[0] + len(AGREEMENT)) for a in AGREEMENT}
+        self.declared = {str(c): float(n) for c, n in zip(codes["code"], codes["n"], strict=True)}
+        self.by_prefix: dict[tuple[int, str], list[str]] = defaultdict(list)
+        for code in sorted(self.declared):
+            for a in AGREEMENT:
+                self.by_prefix[a, code[:a]].append(code)
+        self.popular = sorted(self.declared, key=lambda c: (-self.declared[c], c))[: _SPARE_CODES + 1]
+        self.prefix_total = {key: sum(self.declared[c] for c in found) for key, found in self.by_prefix.items()}
+
+    def _chain(self, declared: str) -> list[tuple[int, str]]:
+        return [(level, declared[:level]) for level in reversed(LEVELS)]
+
+    def _agreement(self, declared: str, code: str) -> int:
+        return next(a for a in AGREEMENT if declared[:a] == code[:a])
+
+    def base(self, declared: str, candidates: set[str]) -> dict[str, float]:
+        """The root's distribution B_d over ``candidates`` (module docstring)."""
+        mass = {}
+        for a, finer in zip(AGREEMENT, (None, *AGREEMENT[:-1]), strict=True):
+            # declarations within a digits of the declared code, minus those closer to it
+            # (agreeing on the finer level, or the declared code itself at the finest)
+            closer = self.prefix_total.get((finer, declared[:finer]), 0.0) if finer else self.declared.get(declared, 0.0)
+            total = self.prefix_total.get((a, declared[:a]), 0.0) - closer
+            if total > 1e-9:
+                mass[a] = total
+        norm = sum(self.pi[a] for a in mass)
+        out = {}
+        for c in candidates:
+            a = self._agreement(declared, c)
+            out[c] = self.pi[a] / norm * self.declared.get(c, 0.0) / mass[a] if a in mass and norm else 0.0
+        return out
+
+    def posterior(self, declared: str, candidates: set[str], leave_out: str | None = None) -> dict[str, float]:
+        """P(c | declared's finest pattern) for every candidate c, the chain evaluated from
+        the root down; ``leave_out`` removes one pair (declared -> leave_out) first."""
+        p = self.base(declared, candidates)
+        for key in self._chain(declared)[1:]:
+            codes = self.context.get(key)
+            if codes is None:
+                continue
+            n = self.n[key] - (leave_out is not None)
+            p = {c: (codes.get(c, 0.0) - (c == leave_out) + self.s * q) / (n + self.s) for c, q in p.items()}
+        return p
+
+    def candidates(self, declared: str, top: int = TOP) -> set[str]:
+        """The codes that can reach the top: every code declared in the declared code's
+        chapter, every code seen corrected to under its contexts, and the most declared
+        codes of all (the only ones of agreement 0 that can outrank the rest)."""
+        found = set(self.by_prefix.get((2, declared[:2]), ())) | set(self.popular)
+        for key in self._chain(declared)[1:]:
+            found.update(self.context.get(key, ()))
+        found.discard(declared)
+        return found
+
+    def suggest(self, declared: str, top: int = TOP) -> Suggestion:
+        declared = declared.strip()
+        candidates = self.candidates(declared, top)
+        if not candidates:
+            return Suggestion((), ())
+        p = self.posterior(declared, candidates)
+        total = sum(p.values())
+        best = sorted(p, key=lambda c: (-p[c], c))[:top]
+        return Suggestion(tuple(best), tuple(p[c] / total for c in best)) if total > 0 else Suggestion((), ())
+
+    def suggest_all(self, declared: np.ndarray, top: int = TOP) -> list[Suggestion]:
+        """Suggestions for every item, computed once per distinct declared code."""
+        codes = pd.Series(declared, dtype="string").fillna("").str.strip()
+        unique, inverse = np.unique(codes.to_numpy(dtype=object).astype(str), return_inverse=True)
+        found = [self.suggest(str(c), top) for c in unique]
+        return [found[i] for i in inverse]
+
+    def loo_loglik(self, declared: np.ndarray, rectified: np.ndarray) -> float:
+        """Leave-one-out log-likelihood of the rectified codes of pairs counted in this
+        suggester, each given its declared code with itself removed from the counts."""
+        total = 0.0
+        for d, r in zip(declared, rectified, strict=True):
+            p = self.posterior(d, self.candidates(d) | {r}, leave_out=r)
+            total += math.log(max(p[r] / sum(p.values()), 1e-300))
+        return total
+
+
+def fit_smoothing(pairs: Mapping[str, np.ndarray], codes: Mapping[str, np.ndarray], declared: np.ndarray,
+                  rectified: np.ndarray) -> dict[str, np.ndarray]:
+    """The ``suggest_smoothing`` table: S of hpb.md's grid with the best leave-one-out
+    log-likelihood over the batch's pairs (counted in ``pairs``); ties to the smaller S."""
+    best_s, best = S_GRID[0], -math.inf
+    for s in S_GRID:
+        loglik = Suggester(pairs, codes, s).loo_loglik(declared, rectified)
+        if loglik > best:
+            best_s, best = s, loglik
+    log.info("suggested codes: S = %g (leave-one-out log-likelihood %.1f over %d pairs)", best_s, best, len(declared))
+    return {"S": np.array([best_s]), "loo_loglik": np.array([best if np.isfinite(best) else 0.0])}
+
+
+def suggester_from(tables: Mapping[str, Mapping[str, np.ndarray]]) -> Suggester | None:
+    """The suggester stored in a knowledge base version's extra tables, if any."""
+    if any(t not in tables for t in (PAIRS_TABLE, SMOOTHING_TABLE, CODES_TABLE)):
+        return None
+    return Suggester(tables[PAIRS_TABLE], tables[CODES_TABLE], float(tables[SMOOTHING_TABLE]["S"][0]))
+
+
+def suggestion_columns(suggestions: list[Suggestion], top: int = TOP) -> dict[str, np.ndarray]:
+    """The score table's optional columns: ``hs_code_suggested_<i>`` and
+    ``hs_code_suggested_<i>_probability`` for i = 1..top (empty string and NaN where fewer)."""
+    columns = {}
+    for i in range(top):
+        columns[f"hs_code_suggested_{i + 1}"] = np.array(
+            [s.codes[i] if i < len(s.codes) else "" for s in suggestions], dtype=object)
+        columns[f"hs_code_suggested_{i + 1}_probability"] = np.array(
+            [s.probabilities[i] if i < len(s.codes) else np.nan for s in suggestions], dtype=np.float64)
+    return columns

@@ -1,0 +1,157 @@
+"""Suggested codes (sisam.suggest) and expected value at stake (sisam.value): hand-checked
+figures on tiny tables, then learning, updating and scoring on a small generated world."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sisam import kb, suggest, value
+from sisam.engine.fit import S_GRID
+from sisam.knowledge import load_knowledge
+from sisam.model import Scorer, learn
+from sisam.synth import generate_world
+
+
+def _suggester(pairs: list[tuple[str, str]], declared_codes: dict[str, float], s: float) -> suggest.Suggester:
+    d = np.array([p[0] for p in pairs], dtype=object)
+    r = np.array([p[1] for p in pairs], dtype=object)
+    codes = {"code": np.array(list(declared_codes), dtype=object), "n": np.array(list(declared_codes.values()))}
+    return suggest.Suggester(suggest.count_pairs(d, r), codes, s)
+
+
+CODES = {"84818010": 50.0, "84818020": 30.0, "84819000": 10.0, "84821000": 5.0, "85171200": 40.0, "85176200": 1.0}
+
+
+def test_suggestions_follow_the_pairs_then_the_hierarchy_then_all_declarations():
+    pairs = [("84818010", "84818020")] * 4 + [("84818010", "84819000")] + [("85171200", "85176200")] * 2
+    s = _suggester(pairs, CODES, 1.0)
+    seen = s.suggest("84818010")
+    assert seen.codes[:2] == ("84818020", "84819000")
+    assert "84818010" not in seen.codes
+    assert list(seen.probabilities) == sorted(seen.probabilities, reverse=True) and sum(seen.probabilities) <= 1 + 1e-12
+    # never seen corrected: the subheading's pairs teach, and the declared code is excluded
+    unseen = s.suggest("84818020")
+    assert unseen.codes[0] == "84819000" and "84818020" not in unseen.codes
+    # a chapter with no pair at all: the most declared neighbours, nearest first
+    assert s.suggest("84821000").codes[0] in {"84818010", "84818020"}
+    # the root: 4 pairs agree on 6 digits, 3 on 4 (8481 and 8517), add-one smoothed over 4 levels
+    assert s.pi == {6: (4 + 1) / (7 + 4), 4: (3 + 1) / (7 + 4), 2: (0 + 1) / (7 + 4), 0: (0 + 1) / (7 + 4)}
+
+
+def test_smoothing_is_chosen_by_leave_one_out_and_pairs_merge_with_decay():
+    pairs = [("84818010", "84818020")] * 6 + [("84818020", "84818010")] * 3
+    d = np.array([p[0] for p in pairs], dtype=object)
+    r = np.array([p[1] for p in pairs], dtype=object)
+    table = suggest.count_pairs(d, r)
+    codes = suggest.count_codes(np.array(list(CODES), dtype=object))
+    fitted = suggest.fit_smoothing(table, codes, d, r)
+    best = fitted["S"][0]
+    assert best in S_GRID
+    assert all(suggest.Suggester(table, codes, best).loo_loglik(d, r) >= suggest.Suggester(table, codes, s).loo_loglik(d, r)
+               for s in S_GRID)
+    merged = suggest.merge_pairs(table, table, 0.5)
+    assert np.allclose(merged["k"], 1.5 * table["k"]) and list(merged["code"]) == list(table["code"])
+    assert suggest.merge_codes(codes, codes, 0.5)["n"].tolist() == [1.5] * len(CODES)
+
+
+def _rows(**columns) -> pd.DataFrame:
+    base = {"hs_code": "84818010", "customs_value_usd": 1000.0, **dict.fromkeys(value.RATES, 0.0)}
+    base.update(import_duty_rate=10.0, ipi_rate=5.0, pis_rate=2.1, cofins_rate=9.65)
+    frame = pd.DataFrame([base] * 3)
+    for name, values in columns.items():
+        frame[name] = values
+    return frame
+
+
+def test_recovered_share_of_each_tax_error_from_the_contract_columns():
+    knowledge = load_knowledge()
+    declared = _rows()
+    rectified = _rows(import_duty_rate=[14.0, 10.0, 6.0], customs_value_usd=[1000.0, 1500.0, 1000.0])
+    ratios = value.recovered_ratios(declared, rectified, knowledge)
+    assert ratios["import_duty_rate"] == pytest.approx([0.04, 0.0, 0.0])  # a lowered duty recovers nothing
+    assert ratios["undervaluation"] == pytest.approx([0.0, 500 * 26.75 / 100 / 1000, 0.0])
+    assert ratios["ipi_rate"].tolist() == [0.0, 0.0, 0.0]
+    assert value.tax(declared)[0] == pytest.approx(1000 * 26.75 / 100)
+
+
+def test_recovery_is_smoothed_along_the_code_and_weighted_by_probabilities():
+    codes = np.array(["84818010", "84818010", "84819000", "85171200"], dtype=object)
+    ratios = {e: np.zeros(4) for e in value.TAX_ERRORS}
+    ratios["import_duty_rate"] = np.array([0.10, 0.06, 0.02, 0.0])
+    found = {e: r > 0 for e, r in ratios.items()}
+    table = value.count_amounts(codes, ratios, found)
+    recovery = value.Recovery(table, {"import_duty_rate": 1.0})
+    root = 0.18 / 3
+    ch84 = (0.18 + root) / 4
+    hs4 = (0.18 + ch84) / 4
+    hs6_8481 = (0.16 + hs4) / 3  # 848180
+    line = (0.16 + hs6_8481) / 3
+    assert recovery.ratio("import_duty_rate", "84818010") == pytest.approx(line)
+    assert recovery.ratio("import_duty_rate", "85171200") == pytest.approx(root)  # no item of chapter 85 had it
+    frame = pd.DataFrame({"hs_code": ["84818010"], "customs_value_usd": [2000.0]})
+    p = {e: np.array([0.0]) for e in value.TAX_ERRORS}
+    p["import_duty_rate"] = np.array([0.5])
+    assert recovery.expected(frame, p)[0] == pytest.approx(2000 * 0.5 * line)
+    fitted = value.fit_smoothing(table, codes, ratios, found)
+    assert set(fitted["S"]) <= set(S_GRID) and list(fitted["error"]) == list(value.TAX_ERRORS)
+
+
+@pytest.fixture(scope="module")
+def small_world(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("suggest") / "world"
+    generate_world(12_000, 90, 5, out, test_days=15)
+    return out
+
+
+def test_learn_stores_the_tables_update_merges_them_and_scores_carry_the_columns(small_world: Path, tmp_path: Path):
+    knowledge = load_knowledge()
+    history = pd.read_parquet(small_world / "history.parquet")
+    rectified = pd.read_parquet(small_world / "rectified.parquet")
+    first, second = history[history["date"] < history["date"].quantile(0.7)], history[history["date"] >= history["date"].quantile(0.7)]
+    for name, part in (("first", first), ("second", second)):
+        part.to_parquet(tmp_path / f"{name}.parquet")
+        part[["declaration_id", "item_no"]].merge(rectified).to_parquet(tmp_path / f"{name}-rect.parquet")
+    learn(tmp_path / "first.parquet", tmp_path / "first-rect.parquet", tmp_path / "kb", knowledge=knowledge, fit_sample=500)
+    v1 = kb.open_version(tmp_path / "kb")
+    learn(tmp_path / "second.parquet", tmp_path / "second-rect.parquet", tmp_path / "kb", knowledge=knowledge,
+          update=True, half_life_days=30.0, fit_sample=500)
+    v2 = kb.open_version(tmp_path / "kb")
+    decay = v2.record.decay_factor
+    assert 0 < decay < 1
+    batch = suggest.count_codes(second["hs_code"].to_numpy())
+    expected = suggest.merge_codes(v1.tables[suggest.CODES_TABLE], batch, decay)
+    assert np.allclose(v2.tables[suggest.CODES_TABLE]["n"], expected["n"])
+    n_pairs = v2.tables[suggest.PAIRS_TABLE]["k"][v2.tables[suggest.PAIRS_TABLE]["level"] == 0].sum()
+    declared = history.merge(rectified, on=["declaration_id", "item_no"], suffixes=("", "_r"))
+    assert 0 < n_pairs <= (declared["hs_code"] != declared["hs_code_r"]).sum()
+
+    scorer = Scorer(v2, knowledge)
+    test = pd.read_parquet(small_world / "test.parquet")
+    scores = scorer.score_frame(test)
+    assert list(scores.columns[: 33]) == ["declaration_id", "item_no", *(f"p_{label}" for label in knowledge.label_ids)]
+    assert (scores[value.COLUMN] >= 0).all() and scores[value.COLUMN].max() > 0
+    assert (scores["hs_code_suggested_1"] != test["hs_code"]).all()
+    p1, p2 = scores["hs_code_suggested_1_probability"], scores["hs_code_suggested_2_probability"]
+    assert ((p1 >= p2) | p2.isna()).all() and p1.between(0, 1).all()
+
+
+def test_value_captured_splits_ties_and_the_report_ranks_by_value(small_world: Path, tmp_path: Path):
+    from sisam.metrics import value_captured
+    from sisam.model import score
+    from sisam.report import build_report
+
+    assert value_captured(np.array([3.0, 2.0, 1.0, 0.0]), np.array([0.0, 5.0, 5.0, 10.0]), (0.25, 0.5, 1.0)) == [0.0, 0.25, 1.0]
+    assert value_captured(np.zeros(4), np.array([0.0, 5.0, 5.0, 10.0]), (0.5,)) == [0.5]
+
+    learn(small_world / "history.parquet", small_world / "rectified.parquet", tmp_path / "kb", fit_sample=500)
+    score(small_world / "test.parquet", tmp_path / "kb", tmp_path / "scores.parquet")
+    scores = pd.read_parquet(tmp_path / "scores.parquet")
+    build_report(tmp_path / "scores.parquet", tmp_path / "worklist.html", top=3, rank_by="value")
+    page = (tmp_path / "worklist.html").read_text()
+    best = scores.sort_values(value.COLUMN, ascending=False).iloc[:3]
+    positions = [page.index(f"{d}") for d in best["declaration_id"]]
+    assert positions == sorted(positions)
