@@ -255,6 +255,22 @@ def kb_export(kb_dir: Path, out: Path, version: int | None) -> None:
     click.echo(f"exported {kb_dir} to {out}")
 
 
+@kb_group.command("apply-correlation")
+@click.option("--kb", "kb_dir", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path), help="Knowledge-base folder.")
+@click.option("--table", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="Code correlation CSV: old_code,new_code,share,effective_date (default: the knowledge folder's legislation/code_correlation.csv).")
+@_KNOWLEDGE_OPTION
+@_domain_errors
+def kb_apply_correlation(kb_dir: Path, table: Path | None, knowledge: Path | None) -> None:
+    """Publish a new version in which new tariff lines inherit their predecessors' patterns."""
+    from sisam.knowledge import load_knowledge
+    from sisam.legislation import apply_correlation
+    from sisam.resources import data_dir
+
+    table = table or (knowledge or data_dir("knowledge")) / "legislation" / "code_correlation.csv"
+    version = apply_correlation(kb_dir, table, load_knowledge(knowledge).hash)
+    click.echo(f"{kb_dir}: version {version} holds the code correlation of {table}")
+
+
 @cli.command()
 @click.option("--out", default="sisam-demo", show_default=True, type=click.Path(file_okay=False, path_type=Path), help="Folder for the world, the knowledge base, the scores and the reports.")
 @click.option("--items", default=200_000, show_default=True, type=click.IntRange(min=1000), help="Items in the synthetic world.")

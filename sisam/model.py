@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sisam import kb, suggest, value
+from sisam import kb, legislation, suggest, value
 from sisam.contract import KEY, SCORE_PREFIX
 from sisam.declarations import iter_declarations, read_declarations, read_pair
 from sisam.encoding import Encoder, FactorPlan, factor_plans
@@ -326,10 +326,49 @@ class Scorer:
         self.recovery = value.recovery_from(version.tables)
         models = evidence_models(knowledge)
         self.evidence = PreparedEvidence(models, from_kb_tables(version.tables)) if models else None
+        self.successors = None
+        if legislation.CORRELATION_TABLE in version.tables:
+            codes = version.tables.get(suggest.CODES_TABLE)
+            declared = dict(zip(codes["code"], codes["n"], strict=True)) if codes is not None else None
+            correlation = legislation.Correlation.from_table(version.tables[legislation.CORRELATION_TABLE])
+            self.successors = legislation.Successors(correlation, declared)
+
+    def with_successors(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` with successor tariff lines read as their predecessor while they have
+        little history of their own (``legislation.Successors``); idempotent."""
+        if self.successors is None:
+            return frame
+        codes = frame["hs_code"].astype("string").fillna("").str.strip()
+        successor = codes.isin(list(self.successors.predecessor)).to_numpy()
+        if not successor.any():
+            return frame
+        own = np.zeros(len(frame))
+        own[successor] = self._own_labelled(frame[successor])
+        resolved = frame.copy()
+        resolved["hs_code"] = self.successors.resolve(frame["hs_code"].to_numpy(), own)
+        return resolved
+
+    def _own_labelled(self, frame: pd.DataFrame) -> np.ndarray:
+        """Inspected items in this version declaring each item's code, from the first factor
+        with the full code as an attribute (its shape with every other attribute at "*")."""
+        for name, plan in self.plans.items():
+            for a, attribute in enumerate(plan.attributes):
+                if attribute.column != "hs_code" or attribute.levels[0] not in ("value", "prefix:8"):
+                    continue
+                target = plan.lattice.level_counts.astype(np.int64)
+                target[a] = 0
+                shape = int(np.flatnonzero((plan.lattice.levels == target).all(axis=1))[0])
+                keys = Encoder(frame).keys(plan)[:, shape]
+                counts = self.version.counts[name]
+                rows = np.minimum(np.searchsorted(counts.keys, keys), max(counts.n_patterns - 1, 0))
+                found = counts.n_patterns > 0 and counts.keys[rows] == keys
+                return np.where(found, counts.n[rows] if counts.n_patterns else 0.0, 0.0)
+        return np.zeros(len(frame))
 
     def with_evidence(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``frame`` with the catalog's evidence columns (none to add: ``frame`` itself);
         idempotent, so that callers may pass frames that already have them."""
+        frame = self.with_successors(frame)
         if self.evidence is None or all(m.column in frame for m in self.evidence.models.values()):
             return frame
         return add_evidence_columns(frame, self.evidence.models, self.evidence, own_rows_counted=False)
