@@ -207,6 +207,10 @@ class Renderer:
         """The sentences of one error type's explanation (``error.txt``: one a line)."""
         return [line.strip() for line in self.render("error.txt", values).splitlines() if line.strip()]
 
+    def lines(self, template_id: str, values: Mapping[str, Any]) -> list[str]:
+        """The non-empty lines of a template, stripped (one sentence a line)."""
+        return [line.strip() for line in self.render(template_id, values).splitlines() if line.strip()]
+
     def phrases(self, patterns: Iterable[tuple[PatternPart, ...]]) -> dict[tuple[PatternPart, ...], str]:
         """Each pattern's phrase ("this importer with heading 8481")."""
         wanted = list(dict.fromkeys(patterns))
@@ -552,6 +556,7 @@ def explain_items(
     records = frame.reset_index(drop=True)
     for start, attribution in iter_attributions(scorer, records):
         columns = [attribution.label_index(label) for label in candidates]
+        stake = _stake(scorer, records.iloc[start : start + attribution.n_items], attribution)
         for i in range(attribution.n_items):
             order = np.argsort(-attribution.probability[i, columns], kind="stable")[: max(0, top)]
             chosen = [candidates[j] for j in order.tolist()]
@@ -562,17 +567,23 @@ def explain_items(
             evidence = ItemEvidence(attribution, i, knowledge, lang)
             for label, decomposition in zip(chosen, decompositions, strict=True):
                 values = evidence.values(label)
+                sentences = renderer.sentences(values)
+                if label in SUGGESTION_LABELS and stake.suggestions is not None:
+                    values = {**values, "suggestions": stake.suggestions[i]}
+                    sentences += renderer.lines(STAKE_TEMPLATE, values)
                 errors.append(
                     ErrorExplanation(
                         id=label,
                         name=values["error"]["name"],
                         probability=values["probability"],
-                        sentences=renderer.sentences(values),
+                        sentences=sentences,
                         reasoning=reasoning_rows(decomposition, phrases),
                         values=values,
                     )
                 )
             header = item_values(attribution, i, records.iloc[start + i], facts, lang)
+            if stake.recovery is not None:
+                header["expected_recovery_usd"] = float(stake.recovery[i])
             out.append(
                 ItemExplanation(
                     declaration_id=header["declaration_id"],
@@ -584,6 +595,33 @@ def explain_items(
                 )
             )
     return out
+
+
+#: Error types whose explanation also names the likeliest correct codes (``sisam.suggest``).
+SUGGESTION_LABELS = ("hs_code", "hs_chapter")
+#: Sentences about what an inspection may correct: ``stake.txt`` (values: the error's, plus
+#: ``suggestions`` {declared, codes [{code, probability}], level, context, corrections}).
+STAKE_TEMPLATE = "stake.txt"
+
+
+@dataclass(frozen=True)
+class _Stake:
+    """Per item of a chunk: suggested codes' explanation values and expected recovery."""
+
+    suggestions: list[dict[str, Any]] | None
+    recovery: np.ndarray | None
+
+
+def _stake(scorer: Scorer, chunk: pd.DataFrame, attribution: Attribution) -> _Stake:
+    suggestions = recovery = None
+    if scorer.suggester is not None:
+        codes = chunk["hs_code"].astype(str).to_numpy()
+        found = scorer.suggester.suggest_all(codes)
+        suggestions = [scorer.suggester.explanation_values(c, s) for c, s in zip(codes, found, strict=True)]
+    if scorer.recovery is not None:
+        by_label = {label: attribution.probability[:, attribution.label_index(label)] for label in scorer.knowledge.label_ids}
+        recovery = scorer.recovery.expected(chunk, by_label)
+    return _Stake(suggestions, recovery)
 
 
 def render_item(

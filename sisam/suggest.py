@@ -213,6 +213,27 @@ class Suggester:
         best = sorted(p, key=lambda c: (-p[c], c))[:top]
         return Suggestion(tuple(best), tuple(p[c] / total for c in best)) if total > 0 else Suggestion((), ())
 
+    def support(self, declared: str) -> tuple[int, str, float]:
+        """The finest context of the declared code's chain holding corrections: its level
+        (prefix length; 0 if only the root has any), prefix and number of corrections."""
+        declared = declared.strip()
+        for level, context in self._chain(declared)[::-1]:
+            n = self.n.get((level, context), 0.0)
+            if n > 0 and level > 0:
+                return level, context, n
+        return 0, "", self.n.get((0, ""), 0.0)
+
+    def explanation_values(self, declared: str, suggestion: Suggestion) -> dict:
+        """What ``stake.txt`` says about an item's suggested codes (reasoning-log ready)."""
+        level, context, n = self.support(declared)
+        return {
+            "declared": declared.strip(),
+            "codes": [{"code": c, "probability": p} for c, p in zip(suggestion.codes, suggestion.probabilities, strict=True)],
+            "level": level,
+            "context": context,
+            "corrections": n,
+        }
+
     def suggest_all(self, declared: np.ndarray, top: int = TOP) -> list[Suggestion]:
         """Suggestions for every item, computed once per distinct declared code."""
         codes = pd.Series(declared, dtype="string").fillna("").str.strip()
