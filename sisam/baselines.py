@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 def flat_table(scorer: Scorer, frame: pd.DataFrame) -> np.ndarray:
     """float64[n, E]: the flat-table probabilities of every item and label."""
-    encoder = Encoder(frame)
+    encoder = Encoder(scorer.with_evidence(frame))
     n_labels = len(scorer.knowledge.label_ids)
     factor_lo = []
     base = None

@@ -240,13 +240,15 @@ def network_nodes(knowledge: Knowledge, label: str) -> tuple[ColumnNode, ...]:
             f"no network for label {label!r}: expected one of {', '.join(knowledge.label_ids)}"
         )
     labels = knowledge.label_ids if label == ANY_LABEL else (label,)
+    sources = _evidence_sources(knowledge)
     used: dict[str, list[str]] = {}
     for name in labels:
         for factor in knowledge.networks[name].factors:
             for attribute in knowledge.factors[factor].attributes:
-                readers = used.setdefault(knowledge.attributes[attribute].column, [])
-                if attribute not in readers:
-                    readers.append(attribute)
+                for read in sources.get(knowledge.attributes[attribute].column, (attribute,)):
+                    readers = used.setdefault(knowledge.attributes[read].column, [])
+                    if read not in readers:
+                        readers.append(read)
     nodes = []
     for column in (c for c in COLUMNS if c in used):
         readers = [
@@ -298,12 +300,21 @@ class _Probe:
     def counts(self, attribute: Attribute, level: int) -> tuple[np.ndarray, np.ndarray]:
         """(found bool[k], N float64[k]) for the k values of the attribute's column: was
         the value at ``level`` ever counted, and by how many declarations. Any factor
-        holding the attribute serves: every factor counts every declaration."""
+        holding the attribute serves: every factor counts every declaration. An attribute
+        only evidence models read has no such count: never found, N = 0 (a uniform
+        marginal, and no check of the "(unseen)" stand-in)."""
         name, plan = next(
-            (name, plan)
-            for name, plan in self._scorer.plans.items()
-            if attribute.name in (a.name for a in plan.attributes)
+            (
+                (name, plan)
+                for name, plan in self._scorer.plans.items()
+                if attribute.name in (a.name for a in plan.attributes)
+            ),
+            (None, None),
         )
+        if plan is None:
+            # read only by evidence models: no factor counted its values alone
+            size = self._rows[attribute.column].stop - self._rows[attribute.column].start
+            return np.zeros(size, dtype=bool), np.zeros(size)
         if name not in self._keys:
             self._keys[name] = self._encoder.keys(plan)
         position = [a.name for a in plan.attributes].index(attribute.name)
@@ -363,7 +374,8 @@ def export_network(
         raise SisamError(f"marginals must be 'counts' or 'uniform'; got {marginals!r}")
     knowledge = scorer.knowledge
     nodes = network_nodes(knowledge, label)
-    needed = {a.column for a in knowledge.attributes.values() if _in_some_factor(knowledge, a)}
+    needed = {a.column for a in knowledge.attributes.values()
+              if _in_some_factor(knowledge, a) and a.column in COLUMNS}
     missing = sorted(needed - set(frame.columns))
     if missing:
         raise SisamError(
@@ -444,7 +456,20 @@ def export_item(
 
 
 def _in_some_factor(knowledge: Knowledge, attribute: Attribute) -> bool:
-    return any(attribute.name in f.attributes for f in knowledge.factors.values())
+    """Whether some factor reads the attribute, itself or through an evidence model."""
+    return any(attribute.name in f.attributes for f in knowledge.factors.values()) or any(
+        attribute.name in names for names in _evidence_sources(knowledge).values()
+    )
+
+
+def _evidence_sources(knowledge: Knowledge) -> dict[str, tuple[str, ...]]:
+    """Evidence column -> the attributes its model reads (models some factor reads, see
+    ``evidence_models``): a band is a function of those
+    contract columns, so they, not the derived column, are the network's parents (the
+    scorer derives the band from them, as when it scores a real item)."""
+    from sisam.evidence import evidence_models
+
+    return {m.column: tuple(a.name for a in m.sources) for m in evidence_models(knowledge).values()}
 
 
 def _error_table(

@@ -20,8 +20,9 @@ from sisam import kb
 from sisam.contract import COLUMNS
 from sisam.encoding import Encoder, factor_plans
 from sisam.engine.counting import count_factor
+from sisam.evidence import kb_tables
 from sisam.knowledge import Knowledge, load_knowledge
-from sisam.model import Scorer
+from sisam.model import Scorer, learn_evidence
 from sisam.tables import write_table
 
 S_GRID = (0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0)
@@ -120,6 +121,7 @@ def create_kb(
 ) -> int:
     """Count ``frame`` into a knowledge base at ``kb_dir`` with seeded coefficients."""
     plans = factor_plans(knowledge)
+    frame, evidence = learn_evidence(knowledge, frame, None, 1.0)
     encoder = Encoder(frame)
     counts = {name: count_factor(encoder.keys(plan), labels) for name, plan in plans.items()}
     meta = {
@@ -137,7 +139,7 @@ def create_kb(
     )
     return kb.create(
         kb_dir, meta, counts, coefficients, network, knowledge.label_ids, provenance,
-        knowledge.hash, overwrite=overwrite,
+        knowledge.hash, overwrite=overwrite, tables=kb_tables(evidence),
     )  # fmt: skip
 
 
@@ -145,6 +147,7 @@ def memory_version(knowledge: Knowledge, frame: pd.DataFrame, labels: np.ndarray
     """A knowledge-base version held in memory only (no DuckDB file): for tests that
     score but never open, log or replay a knowledge base."""
     plans = factor_plans(knowledge)
+    frame, evidence = learn_evidence(knowledge, frame, None, 1.0)
     encoder = Encoder(frame)
     coefficients, network = random_coefficients(knowledge, seed)
     return kb.KnowledgeBaseVersion(
@@ -161,6 +164,7 @@ def memory_version(knowledge: Knowledge, frame: pd.DataFrame, labels: np.ndarray
         history=(),
         content_hash="memory",
         catalog_hash=knowledge.hash,
+        tables=kb_tables(evidence),
     )
 
 

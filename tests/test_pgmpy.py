@@ -18,13 +18,15 @@ import pandas as pd
 import pytest
 
 from sisam import kb
+from sisam.bench.suites import knowledge_without
 from sisam.contract import COLUMNS
 from sisam.encoding import Encoder, factor_plans
 from sisam.engine.counting import count_factor
 from sisam.engine.network import coherent_any, combine
 from sisam.errors import SisamError
+from sisam.evidence import kb_tables
 from sisam.knowledge import Knowledge, load_knowledge
-from sisam.model import Scorer
+from sisam.model import Scorer, learn_evidence
 from sisam.pgmpy_adapter import (
     EMPTY,
     ERROR_NODE,
@@ -67,8 +69,14 @@ VALUES: dict[str, list[object]] = {
 
 
 @pytest.fixture(scope="module")
-def knowledge() -> Knowledge:
-    return load_knowledge()
+def knowledge(tmp_path_factory: pytest.TempPathFactory) -> Knowledge:
+    """The shipped catalog without its evidence factors, whose extra parent columns (rates,
+    units, ...) would make the "any" network's table too large to enumerate in a test
+    (``test_evidence_columns_are_exported_as_their_sources`` covers them)."""
+    shipped = load_knowledge()
+    evidence = [name for name, f in shipped.factors.items()
+                if any(shipped.attributes[a].column.startswith("evidence.") for a in f.attributes)]
+    return load_knowledge(knowledge_without(evidence, tmp_path_factory.mktemp("knowledge") / "k"))
 
 
 def make_world(
@@ -85,7 +93,8 @@ def make_world(
     labels[:, -1] = labels[:, :-1].max(axis=1)
     labels[rng.random(n) < 1 / 3] = -1
     plans = factor_plans(knowledge)
-    encoder = Encoder(frame)
+    counted, evidence = learn_evidence(knowledge, frame, None, 1.0)
+    encoder = Encoder(counted)
     counts = {name: count_factor(encoder.keys(plan), labels) for name, plan in plans.items()}
     coefficients = {
         name: {"S": rng.choice(S_GRID, n_labels), "d": rng.choice(D_GRID, n_labels)}
@@ -105,6 +114,7 @@ def make_world(
         history=(),
         content_hash="",
         catalog_hash=knowledge.hash,
+        tables=kb_tables(evidence),
     )
     return frame, Scorer(version, knowledge)
 
@@ -270,3 +280,20 @@ def test_a_frame_without_a_column_sisam_reads_is_refused(
     frame, scorer = world
     with pytest.raises(SisamError, match=r"lacks columns \['broker_id'\]"):
         export_network(scorer, "hs_code", frame.drop(columns="broker_id"))
+
+
+def test_evidence_columns_are_exported_as_their_sources() -> None:
+    """A band is a function of contract columns: the network of an error type an evidence
+    model serves has those columns as parents, and pgmpy's inference still gives sisam's
+    probabilities."""
+    shipped = load_knowledge()
+    values = {**VALUES, "pis_rate": [2.1, 1.65], "cofins_rate": [9.65, 7.6], "import_duty_rate": [14.0, 0.0],
+              "ipi_rate": [5.0, 0.0], "acquisition_country": ["CN", "HK"], "unit": ["KG", "UN"],
+              "related_party": ["N", "S"]}
+    frame, scorer = make_world(shipped, seed=3, values=values)
+    exported = export_network(scorer, "pis_rate", frame.iloc[:40])
+    assert {"pis_rate", "cofins_rate", "hs_code"} <= set(exported.columns)
+    oracle = Oracle(exported.model)
+    items = frame.iloc[:40]
+    expected = scorer.probabilities(items)[:, shipped.label_ids.index("pis_rate")]
+    assert np.allclose(oracle.probabilities(items), expected, rtol=0, atol=TOLERANCE)

@@ -85,8 +85,12 @@ __all__ = [
 
 
 def evidence_models(knowledge: Knowledge) -> dict[str, EvidenceModel]:
-    """The catalog's evidence models, in catalog order."""
-    return {name: KINDS[spec.kind](spec, knowledge) for name, spec in knowledge.evidence.items()}
+    """The catalog's evidence models that some factor reads (through an attribute of its
+    column), in catalog order: a model no network uses is neither counted nor banded, so
+    a catalog without the evidence factors costs what it cost before evidence existed."""
+    read = {knowledge.attributes[a].column for f in knowledge.factors.values() for a in f.attributes}
+    return {name: KINDS[spec.kind](spec, knowledge) for name, spec in knowledge.evidence.items()
+            if spec.column in read}
 
 
 def count_evidence(models: Mapping[str, EvidenceModel], frame: pd.DataFrame) -> EvidenceTables:

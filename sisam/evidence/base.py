@@ -52,6 +52,12 @@ class EvidenceModel(ABC):
     def column(self) -> str:
         return self.spec.column
 
+    @property
+    @abstractmethod
+    def sources(self) -> tuple[Attribute, ...]:
+        """The attributes of contract columns the model reads: its band is a function of
+        their values (and of the tables), which exports of the network need to know."""
+
     @classmethod
     def check_options(cls, spec: EvidenceSpec, attributes: Mapping[str, Attribute]) -> str | None:
         """What is wrong with the entry's kind-specific keys, or None. Called by

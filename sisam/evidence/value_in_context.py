@@ -119,6 +119,10 @@ class ValueInContext(EvidenceModel):
         self.context_shape = np.flatnonzero(field_level == 1).astype(np.int64)
         self.is_value_shape = field_level == 0
 
+    @property
+    def sources(self) -> tuple[Attribute, ...]:
+        return (*self.context, self.field)
+
     @classmethod
     def check_options(cls, spec: EvidenceSpec, attributes: Mapping[str, Attribute]) -> str | None:
         problem = super().check_options(spec, attributes)
