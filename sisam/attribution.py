@@ -43,11 +43,12 @@ describes another number than the one in the score table.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -315,6 +316,8 @@ class Attribution:
     log_odds: np.ndarray
     probability: np.ndarray
     values: ItemValues
+    #: per item, the facts of every evidence model behind its bands (``sisam.evidence``)
+    evidence: list[list[dict[str, Any]]] = field(default_factory=list)
 
     @property
     def n_items(self) -> int:
@@ -453,10 +456,11 @@ def attribute(scorer: Scorer, frame: pd.DataFrame) -> Attribution:
                 coefficients["S"], coefficients["d"],
             )
         )
-    return decompose(
+    attribution = decompose(
         version.label_ids, names, attributes, lattices, keys, identities, traces, d_coefs,
         scorer.membership, version.network_coefficients["dnet"], ItemValues(frame),
     )  # fmt: skip
+    return dataclasses.replace(attribution, evidence=scorer.evidence_facts(frame))
 
 
 def decompose(

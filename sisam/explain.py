@@ -58,7 +58,7 @@ from sisam.contract import KEY
 from sisam.engine.network import logistic
 from sisam.errors import SisamError
 from sisam.formatting import LANGUAGES, format_count, format_date, format_number, format_percent
-from sisam.knowledge import ANY_LABEL, Knowledge
+from sisam.knowledge import ANY_LABEL, EVIDENCE_PREFIX, Knowledge
 from sisam.resources import data_dir
 
 if TYPE_CHECKING:
@@ -250,13 +250,18 @@ def part_values(part: PatternPart, knowledge: Knowledge, lang: str, pseudonymise
 
     Roles: ``party`` (named "this importer", value withheld), ``place`` (likewise, "this
     customs office", which phrases attach with "at"), ``hs`` (a tariff code or its
-    prefix: ``digits``), ``band`` (``low`` <= x < ``high`` in ``unit``), ``empty`` (declared
+    prefix: ``digits``), ``band`` (``low`` <= x < ``high`` in ``unit``), ``evidence`` (an
+    evidence model's band: ``surprise`` 0-4 and ``support`` 0-3 or None), ``empty`` (declared
     blank: "no preferential claim"), ``missing``, ``hashed`` (pseudonymised) and ``value``.
     """
     attribute = knowledge.attributes[part.attribute]
     out: dict[str, Any] = {"attribute": part.attribute, "level": part.level, "noun": attribute.noun[lang]}
     # a phrase is one line: runs of white space in a declared value are shown as one space
     part = part if part.value is None else PatternPart(part.attribute, part.level, " ".join(part.value.split()) if part.value.strip() else part.value, part.band)
+    if attribute.column.startswith(EVIDENCE_PREFIX) and part.value is not None:
+        # a band "s<surprise>n<support>", or "s<surprise>" at a coarser level
+        surprise, _, support = part.value[1:].partition("n")
+        return {**out, "role": "evidence", "surprise": int(surprise), "support": int(support) if support else None}
     if attribute.column in PARTY_COLUMNS:
         return {**out, "role": "party"}
     if attribute.column in PLACE_COLUMNS:
@@ -287,6 +292,33 @@ def parts_values(
     between them ("this importer at this customs office with heading 8481")."""
     values = [part_values(p, knowledge, lang, pseudonymise) for p in parts]
     return sorted(values, key=lambda v: _ROLE_ORDER.get(v["role"], 2))
+
+
+def hide_facts(facts: Mapping[str, Any], knowledge: Knowledge, lang: str, pseudonymise: bool) -> dict[str, Any]:
+    """An evidence model's facts as template data: the field's noun, the contexts as
+    pattern parts (parties named "this exporter"), values hashed when pseudonymising."""
+    def hide(value: Any) -> Any:
+        return pseudonym(value) if pseudonymise and isinstance(value, str) else value
+
+    def parts(context: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        found = [PatternPart(c["attribute"], c["level"], c["value"], None) for c in context]
+        return parts_values(found, knowledge, lang, pseudonymise)
+
+    out = dict(facts)
+    field = knowledge.attributes[facts["field"]]
+    out["noun"] = field.noun[lang]
+    if facts["numeric"]:
+        # rates are no one's identity: never hashed, written as the language writes
+        # numbers, with a % sign since the contract declares them in percent
+        sign = format_percent(0.0, lang).removeprefix(format_number(0.0, lang, 1)) if field.column.endswith("_rate") else ""
+        for key in ("declared", "usual"):
+            if facts[key] is not None:
+                x = float(facts[key])
+                out[key] = format_number(x, lang, 2 if round(x, 2) == x else 6) + sign
+    else:
+        out["declared"], out["usual"] = hide(facts["declared"]), hide(facts["usual"])
+    out["context"], out["used_context"] = parts(facts["context"]), parts(facts["used_context"])
+    return out
 
 
 def error_name(knowledge: Knowledge, label: str, lang: str) -> str:
@@ -407,7 +439,10 @@ class ItemEvidence:
         ``MAX_AGAINST``), entries {parts, n, k, rate = k / n, expected (the prior the
         pattern inherited), expected_at [factor, shape], contribution (summed over the
         factors holding the pattern), patterns: [[factor, shape], ...]}; ``novel``: null
-        or {parts, patterns, sources: [entries]}.
+        or {parts, patterns, sources: [entries]}; ``consistency``: the facts of the evidence
+        models serving the label (``hide_facts``: band, declared value, probability, the
+        context and the coarser context the figure rests on as parts, its declarations
+        and those declaring the value, the usual value, rank, fallback).
         """
         a, i = self.attribution, self.item
         e = a.label_index(label)
@@ -423,7 +458,14 @@ class ItemEvidence:
             "up": self._evidence(e, self.up, 1.0),
             "down": self._evidence(e, self.down, -1.0),
             "novel": self._novelty(e, self.names.index(network[0])) if network else None,
+            "consistency": self._consistency(label),
         }
+
+    def _consistency(self, label: str) -> list[dict[str, Any]]:
+        """The facts of the evidence models serving ``label`` (``EvidenceModel.facts``),
+        context values named in the item's terms and hidden when pseudonymising."""
+        facts = self.attribution.evidence[self.item] if self.attribution.evidence else []
+        return [hide_facts(f, self.knowledge, self.lang, self.pseudonymise) for f in facts if label in f["serves"]]
 
 
 def error_values(

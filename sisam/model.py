@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -48,6 +49,7 @@ from sisam.evidence import (
     PreparedEvidence,
     add_evidence_columns,
     count_evidence,
+    evidence_facts,
     evidence_models,
     from_kb_tables,
     kb_tables,
@@ -372,6 +374,12 @@ class Scorer:
         if self.evidence is None or all(m.column in frame for m in self.evidence.models.values()):
             return frame
         return add_evidence_columns(frame, self.evidence.models, self.evidence, own_rows_counted=False)
+
+    def evidence_facts(self, frame: pd.DataFrame) -> list[list[dict[str, Any]]]:
+        """Per row of ``frame``, the facts behind every evidence band (``sisam.evidence``)."""
+        if self.evidence is None:
+            return [[] for _ in range(len(frame))]
+        return evidence_facts(self.evidence, frame)
 
     @classmethod
     def open(cls, kb_dir: Path, knowledge: Knowledge | None = None) -> Scorer:

@@ -20,8 +20,11 @@ to the very same double). Records, in order:
     lattice in shape order: its 64-bit ``keys`` (hex; the knowledge base's ``patterns``
     table is keyed by them), ``n`` (inspected items counted at it) and ``patterns``, each
     the item's non-wildcard attributes with their level and the item's value there
-    (``{"hs_code": ["prefix:4", "8481"], "importer": ["value", "IMP00012"]}``). Plus the
-    item-level explanation (template ``item.txt`` and its values).
+    (``{"hs_code": ["prefix:4", "8481"], "importer": ["value", "IMP00012"]}``); ``evidence``:
+    the facts behind every evidence band (``sisam.evidence``: the band, the declared and
+    usual values, the contexts and their declaration counts; the bands themselves are the
+    values of the evidence attributes' patterns). Plus the item-level explanation
+    (template ``item.txt`` and its values).
 ``error`` (31 per item, label order: the 30 error types, then "any")
     the knowledge base version and content hash; the coefficients (S and d of each factor
     of the label's network, dnet, the calibration c); the base rate (the base factor's root
@@ -79,7 +82,7 @@ from sisam.attribution import Attribution, FactorEvidence, iter_attributions, ne
 from sisam.contract import COLUMNS, KEY, SCORE_PREFIX
 from sisam.engine.hpb import path_weights
 from sisam.errors import SisamError
-from sisam.explain import ItemEvidence, item_values, kb_facts, pseudonym
+from sisam.explain import ItemEvidence, hide_facts, item_values, kb_facts, pseudonym
 from sisam.formatting import LANGUAGES
 from sisam.knowledge import Knowledge
 
@@ -262,6 +265,8 @@ class ReasoningLogWriter:
         self.summary: LogSummary | None = None
         knowledge = self.knowledge
         columns = {knowledge.attributes[a].column for factor in knowledge.factors.values() for a in factor.attributes}
+        if scorer.evidence is not None:  # the columns evidence bands are derived from
+            columns |= {a.column for m in scorer.evidence.models.values() for a in m.sources}
         self.read_columns = [c for c in COLUMNS if c in columns]
         self._facts = kb_facts(scorer)
         self._pseudonyms: dict[str, str] = {}
@@ -439,6 +444,8 @@ class ReasoningLogWriter:
                     }
                     for fi, f in enumerate(a.factors)
                 },
+                "evidence": [hide_facts(f, self.knowledge, self.lang, self.pseudonymise) for f in a.evidence[i]]
+                if a.evidence else [],
                 "explanation": {"template": ITEM_TEMPLATE, "values": self._item_values(a, i, rows)},
             }
             self._write(self._next(item))

@@ -527,6 +527,11 @@ def _check_explanation(job: _Job, report: ReplayReport) -> None:
     novel = values.get("novel")
     if novel:
         entries += [("novel.sources", i, v) for i, v in enumerate(novel.get("sources") or [])]
+    # an evidence figure quoted for the error must be the item record's, verbatim
+    logged = {f.get("model"): f for f in job.item.record.get("evidence") or [] if isinstance(f, dict)}
+    for i, facts in enumerate(values.get("consistency") or []):
+        if not isinstance(facts, dict) or logged.get(facts.get("model")) != facts:
+            report.add(number, f"explanation.values.consistency[{i}]", "differs from the item record's evidence facts")
     for where, i, entry in entries:
         name = f"explanation.values.{where}[{i}]"
         try:

@@ -227,3 +227,34 @@ def test_models_change_no_probability_of_an_error_type_they_do_not_serve(world: 
     # "any" is made coherent with every error type, so it may move with the served ones
     assert changed - {"any"} <= served
     assert {"origin_country", "pis_rate"} <= changed
+
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+@pytest.mark.parametrize("lang", ["en", "pt-BR"])
+def test_golden_consistency_sentences(models, lang: str):
+    """The issue's two examples, and both fallbacks, as an officer reads them."""
+    import os
+
+    from sisam.explain import Renderer, hide_facts
+
+    n = 4120
+    exporters = ["EXP1"] * 215 + ["EXP2"] * (n - 215)
+    origins = ["CN"] * 212 + ["MY"] * 3 + ["CN"] * (n - 215)
+    pis = [2.1] * 4000 + [1.65] * 120
+    prepared = prepare_evidence(models, count_evidence(models, frame(exporters, origins, ["30049099"] * n, pis)))
+    items = frame(["EXP1", "EXP9"], ["MY", "FR"], ["30049099", "30049011"], [1.65, 7.6])
+    knowledge = load_knowledge()
+    renderer = Renderer(knowledge, lang)
+    lines = []
+    for facts in evidence_facts(prepared, items):
+        values = {"error": {"id": "x", "name": "x"}, "probability": 0.5, "base_rate": 0.01, "lift": 0.0, "clip": None,
+                  "up": [], "down": [], "novel": None,
+                  "consistency": [hide_facts(f, knowledge, lang, False) for f in facts]}
+        lines += renderer.sentences(values)[1:-1]  # between the probability and "no pattern weighs much"
+    text = "\n".join(lines) + "\n"
+    golden = GOLDEN / f"evidence_{lang}.txt"
+    if os.environ.get("SISAM_REGENERATE_GOLDEN") == "1":
+        golden.write_text(text, encoding="utf-8")
+    assert text == golden.read_text(encoding="utf-8"), f"regenerate {golden} with SISAM_REGENERATE_GOLDEN=1 if intended"

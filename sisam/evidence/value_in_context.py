@@ -223,10 +223,12 @@ class ValueInContext(EvidenceModel):
 
     def facts(self, prepared: Prepared, frame: pd.DataFrame, *, own_rows_counted: bool) -> list[dict[str, Any]]:
         out, keys, codes = self._run(prepared, frame, own_rows_counted)
-        bands = _BANDS[self._band_index(out)]
         loo = 1.0 if own_rows_counted else 0.0
         declared = _texts(frame[self.field.column], self.field)
         context_values = [_level_texts(frame[a.column], a) for a in self.context]
+        band_index = self._band_index(out)
+        bands = _BANDS[band_index]
+        numeric = self.field.type == "numeric"
         facts = []
         for i in range(len(frame)):
             used = int(out.used[i])
@@ -243,7 +245,10 @@ class ValueInContext(EvidenceModel):
                 "kind": self.kind,
                 "serves": list(self.spec.serves),
                 "band": str(bands[i]),
+                "surprise": int(band_index[i] // 4),
+                "support": int(band_index[i] % 4),
                 "field": self.field.name,
+                "numeric": numeric,
                 "declared": declared[i],
                 "probability": float(1.0 / (1.0 + np.exp(-out.lo[i]))),
                 "context": [
@@ -261,6 +266,7 @@ class ValueInContext(EvidenceModel):
                 "n_declared": float(out.nv_used[i]),
                 "usual": prepared.texts.get(int(prepared.by_context_value[lo + best])) if best >= 0 else None,
                 "n_usual": float(group_n[best]) if best >= 0 else 0.0,
+                "share_usual": float(group_n[best] / out.n_used[i]) if best >= 0 else 0.0,
                 "rank": 1 + int((others > out.nv_used[i]).sum()),
                 "n_values": int(seen.sum()),
                 "modal": bool(out.modal[i]),
