@@ -112,10 +112,15 @@ _QUIET_OPTION = click.option("--quiet", is_flag=True, help="No progress on stder
 @click.option("--overwrite", is_flag=True, help="Replace an existing knowledge base's contents (as a new version).")
 @click.option("--fit-sample", default=20_000, show_default=True, type=click.IntRange(min=100), help="Inspected items scored by leave-one-out to fit the coefficients.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the fitting sample.")
+@click.option("--engine", type=click.Choice(["local", "spark"]), default="local", show_default=True, help="Count here, a chunk at a time, or on Spark (pip install 'sisam[spark]'; Parquet input).")
+@click.option("--chunk-rows", default=1_000_000, show_default=True, type=click.IntRange(min=1), help="Local engine: items counted at once (memory is about 1.5 GB per million).")
+@click.option("--spark-master", help="Spark master, e.g. local[2] or yarn (default: spark-submit's or spark-defaults.conf's).")
+@click.option("--spark-conf", "spark_conf", multiple=True, metavar="KEY=VALUE", help="A Spark setting (repeatable).")
+@click.option("--spark-counts", type=click.Path(file_okay=False, path_type=Path), help="Keep Spark's Parquet count tables in this folder (default: a temporary folder, removed).")
 @_KNOWLEDGE_OPTION
 @_QUIET_OPTION
 @_domain_errors
-def learn(declarations, rectified, kb_dir, update, half_life_days, overwrite, fit_sample, seed, knowledge, quiet) -> None:
+def learn(declarations, rectified, kb_dir, update, half_life_days, overwrite, fit_sample, seed, engine, chunk_rows, spark_master, spark_conf, spark_counts, knowledge, quiet) -> None:
     """Learn pattern counts and coefficients into a knowledge base (or add a batch with --update)."""
     from sisam.knowledge import load_knowledge
     from sisam.model import learn as learn_kb
@@ -125,7 +130,9 @@ def learn(declarations, rectified, kb_dir, update, half_life_days, overwrite, fi
     summary = learn_kb(
         declarations, rectified, kb_dir,
         knowledge=load_knowledge(knowledge), update=update, half_life_days=half_life_days,
-        overwrite=overwrite, fit_sample=fit_sample, seed=seed, progress=_progress(quiet),
+        overwrite=overwrite, fit_sample=fit_sample, seed=seed, engine=engine, chunk_rows=chunk_rows,
+        spark_master=spark_master, spark_conf=dict(_pair(v, "--spark-conf") for v in spark_conf),
+        spark_work_dir=spark_counts, progress=_progress(quiet),
     )  # fmt: skip
     click.echo(str(summary))
 
@@ -140,17 +147,20 @@ _LANG_OPTION = click.option("--lang", type=click.Choice(["en", "pt-BR"]), defaul
 @click.option("--log", "log_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the reasoning log of every item and error type (JSON Lines; gzip if it ends in .gz).")
 @_LANG_OPTION
 @click.option("--pseudonymise", is_flag=True, help="In the log, write the sha256 of each value instead of the value.")
+@click.option("--stream-kb", is_flag=True, help="Do not load the knowledge base: read, for each batch of a million items, the counts it needs from disk (a knowledge base larger than memory; `sisam kb info` says what each way needs).")
+@click.option("--kb-memory", "kb_memory", metavar="SIZE", help="With --stream-kb: DuckDB's memory limit while reading, e.g. 2GB.")
 @_KNOWLEDGE_OPTION
 @_QUIET_OPTION
 @_domain_errors
-def score(declarations, kb_dir, out, log_path, lang, pseudonymise, knowledge, quiet) -> None:
+def score(declarations, kb_dir, out, log_path, lang, pseudonymise, stream_kb, kb_memory, knowledge, quiet) -> None:
     """Probability of each of the 30 error types (and of any error) for every item."""
     from sisam.knowledge import load_knowledge
     from sisam.model import score as score_items
 
     summary = score_items(
         declarations, kb_dir, out, knowledge=load_knowledge(knowledge), progress=_progress(quiet),
-        log=log_path, lang=lang, pseudonymise=pseudonymise,
+        log=log_path, lang=lang, pseudonymise=pseudonymise, stream_kb=stream_kb,
+        stream_memory_limit=kb_memory,
     )  # fmt: skip
     click.echo(str(summary))
     if log_path is not None:

@@ -821,6 +821,20 @@ def _frame(tables: list[pa.Table]) -> pd.DataFrame:
 _EMPTY_DTYPES = {"string": "str", "integer": "int64", "date": DATE_DTYPE, "number": "float64"}
 
 
+def check_table(table: pa.Table, file: str, rows: np.ndarray, *, max_problems: int = MAX_PROBLEMS) -> pd.DataFrame:
+    """An Arrow table already in memory (a partition of a distributed read), checked and typed
+    as :func:`read_declarations` checks and types a file's chunk; ``rows`` int64[n] are the
+    file rows (1-based) of its rows, for the problems. Checks of the whole file (header,
+    repeated keys) are the reader's: a partition sees part of it only.
+
+    Raises :class:`~sisam.errors.InputError` naming ``file``, row and column."""
+    converted, pending, _ = _convert(table, list(table.column_names), max_problems)
+    if pending:
+        raise InputError([Problem(file, None if p.index is None else int(rows[p.index]), p.column,
+                                  p.message) for p in pending[:max_problems]])
+    return converted.to_pandas()
+
+
 class PairSize(NamedTuple):
     """Rows of a checked (declarations, rectified) pair."""
 

@@ -120,6 +120,9 @@ log = logging.getLogger("sisam.kb")
 
 #: Layout of the tables and of the content hash; a reader refuses files of another format.
 FORMAT = 1
+#: Items per batch of ``sisam score --stream-kb``: each batch reads the version file once,
+#: so batches are large; ``sisam kb info`` reports the memory a batch needs.
+STREAM_BATCH_ROWS = 1_000_000
 #: Versions kept on disk by default: the current one and the two before it.
 DEFAULT_KEEP_VERSIONS = 3
 
@@ -421,6 +424,108 @@ def open_version(
     return _open(Path(kb_dir), version, expected_catalog_hash, verify)
 
 
+def open_patterns(
+    kb_dir: str | os.PathLike[str],
+    keys: Mapping[str, np.ndarray],
+    version: int | None = None,
+    expected_catalog_hash: str | None = None,
+    memory_limit: str | None = None,
+) -> KnowledgeBaseVersion:
+    """A version with only the patterns of ``keys[factor]`` (uint64, any order, repeats
+    allowed) loaded, and the extra tables (small) whole: scoring a batch of items with a
+    knowledge base larger than memory
+    (``sisam score --stream-kb``) needs the counts of the batch's patterns and of nothing
+    else, and a pattern's counts do not depend on the others. DuckDB semi-joins the file's
+    tables with the wanted keys, streaming them from disk within ``memory_limit`` (a
+    DuckDB size such as ``"2GB"``; default DuckDB's, 80 % of the RAM).
+
+    Its ``content_hash`` is the version's as recorded (not recomputed: that reads every
+    count, see :func:`open_version`'s ``verify`` and ``sisam kb info --verify``)."""
+    kb = Path(kb_dir)
+
+    def load(path: Path, number: int, pointer: dict[str, Any] | None) -> KnowledgeBaseVersion:
+        with _read_only(path) as con:
+            if memory_limit is not None:
+                con.execute(f"SET memory_limit = '{memory_limit}'")
+            meta = _read_metadata(con, path, number)
+            own = meta.history[-1]
+            if expected_catalog_hash is not None and own.catalog_hash != expected_catalog_hash:
+                raise KnowledgeBaseError(
+                    f"{path}: built with the knowledge catalog {own.catalog_hash}, expected "
+                    f"{expected_catalog_hash} (the catalog in use): its pattern keys mean "
+                    "other things. Remedy: run `sisam learn` with the current catalog."
+                )
+            counts = {}
+            for factor in meta.factors:
+                wanted = np.unique(np.asarray(keys.get(factor, np.zeros(0, np.uint64)), dtype=np.uint64))
+                con.register("sisam_wanted", pa.table({"key": pa.array(wanted, pa.uint64())}))
+                try:
+                    counts[factor] = _read_wanted(con, path, factor, len(meta.label_ids))
+                finally:
+                    con.unregister("sisam_wanted")
+            tables = _read_extra(con)
+        return KnowledgeBaseVersion(number, path, meta.factors, counts, meta.coefficients,
+                                    meta.network, meta.label_ids, meta.history,
+                                    own.content_hash, own.catalog_hash, tables)
+
+    return _with_version(kb, version, load)
+
+
+def _read_wanted(con: duckdb.DuckDBPyConnection, path: Path, factor: str, n_labels: int) -> PatternCounts:
+    """The counts of the factor's patterns whose keys are in the view ``sisam_wanted``."""
+    semi = "factor = $f AND key IN (SELECT key FROM sisam_wanted)"
+    p = con.sql(f"SELECT key, n_labelled, n_declared FROM patterns WHERE {semi}",
+                params={"f": factor}).fetchnumpy()
+    e = con.sql(f"SELECT key, label, k FROM errors WHERE {semi}", params={"f": factor}).fetchnumpy()
+    keys = _column(p, "key", np.uint64)
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    error_keys, labels = _column(e, "key", np.uint64), _column(e, "label", np.int16)
+    e_order = np.lexsort((labels, error_keys))
+    error_keys = error_keys[e_order]
+    rows = np.searchsorted(keys, error_keys)
+    if rows.size and (rows.max() >= keys.size or np.any(keys[rows] != error_keys)):
+        raise KnowledgeBaseError(f"{path}: factor {factor!r} has error counts for patterns it "
+                                 f"does not store; the file is damaged. {_remedy(path)}")
+    err_ptr = np.zeros(keys.size + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=keys.size), out=err_ptr[1:])
+    counts = PatternCounts(keys, _column(p, "n_labelled", np.float64)[order],
+                           _column(p, "n_declared", np.float64)[order], err_ptr,
+                           labels[e_order], _column(e, "k", np.float64)[e_order])
+    problem = _counts_problem(counts, n_labels)
+    if problem:
+        raise KnowledgeBaseError(f"{path}: counts of factor {factor!r}: {problem}; the file is "
+                                 f"damaged. {_remedy(path)}")
+    return counts
+
+
+def scoring_memory(factors: Sequence[tuple[int, int, int]], batch_rows: int) -> dict[str, int]:
+    """Bytes of the counts scoring holds, for ``sisam kb info``; ``factors`` gives each
+    factor's (patterns, error entries, shapes). By the arrays' sizes: a pattern takes a
+    uint64 key, float64 n and N and an int64 pointer, an error entry an int16 label and a
+    float64 k, and each factor's hash index (``engine.hashtable``) a uint64 key and an
+    int64 row per slot.
+
+    ``load_all``: the whole version, as ``sisam score`` loads it. ``stream_per_batch``: at
+    most what ``sisam score --stream-kb`` holds for a batch of ``batch_rows`` items (an item
+    matches one pattern per shape; error entries as frequent per pattern as in the whole
+    factor), plus the batch's pattern keys of one factor at a time. Scoring's own working
+    memory (per item and label, the same either way) comes on top."""
+    from sisam.engine.hashtable import capacity_for
+
+    def held(patterns: int, entries: float) -> int:
+        return 32 * patterns + int(10 * entries) + 16 * capacity_for(patterns)
+
+    load_all = streamed = widest = 0
+    for patterns, entries, shapes in factors:
+        load_all += held(patterns, entries)
+        wanted = min(patterns, shapes * batch_rows)
+        streamed += held(wanted, entries * wanted / patterns if patterns else 0.0)
+        widest = max(widest, shapes)
+    return {"load_all": load_all, "stream_batch_rows": batch_rows,
+            "stream_per_batch": streamed + 8 * widest * batch_rows}
+
+
 def set_current(
     kb_dir: str | os.PathLike[str],
     version: int,
@@ -475,6 +580,9 @@ def info(
             "n_error_entries": sum(s[1] for s in sizes.values()),
             "bytes_per_pattern": file_bytes / n_patterns if n_patterns else None,
             "labels": list(meta.label_ids),
+            "scoring_memory_bytes": scoring_memory(
+                [(*sizes[name], int(np.prod([m + 1 for m in factor.level_counts])))
+                 for name, factor in meta.factors.items()], STREAM_BATCH_ROWS),
             "tables": storage["tables"],
             "factors": {
                 name: {
@@ -493,6 +601,72 @@ def info(
         }
 
     return _with_version(kb, version, describe)
+
+
+def read_count_tables(
+    directory: str | os.PathLike[str], factors: Sequence[str], n_labels: int
+) -> dict[str, PatternCounts]:
+    """Counts written as Parquet by another back-end (``sisam.spark``), ready for
+    :func:`create` or :func:`update`: ``directory/patterns`` (``factor`` VARCHAR, ``key``
+    BIGINT, ``n_labelled`` DOUBLE, ``n_declared`` DOUBLE) and ``directory/errors``
+    (``factor``, ``key``, ``label`` SMALLINT, ``k`` DOUBLE), each a Parquet file or a folder
+    of them, rows in any order, one row per pattern (per pattern and label). ``key`` holds
+    the pattern key's 64 bits as a signed integer, as engines without unsigned integers
+    write it. Factors without rows get empty counts; a row of an unknown factor, a repeated
+    pattern or an error entry without its pattern raises."""
+    import pyarrow.parquet as pq
+
+    root = Path(directory)
+    tables = {}
+    for name in ("patterns", "errors"):
+        path = root / name
+        if not path.exists():
+            raise KnowledgeBaseError(f"{path}: count table not found; expected the {name} "
+                                     f"table a back-end writes under {root}")
+        tables[name] = pq.read_table(path)
+    patterns, errors = tables["patterns"], tables["errors"]
+    index = {name: f for f, name in enumerate(factors)}
+
+    def factor_numbers(table: pa.Table, which: str) -> np.ndarray:
+        names = table.column("factor").combine_chunks().dictionary_encode()
+        unknown = sorted(set(names.dictionary.to_pylist()) - set(index))
+        if unknown:
+            raise KnowledgeBaseError(f"{root / which}: counts of factors {unknown} that the "
+                                     f"catalog does not have; its factors are {list(factors)}")
+        lookup = np.array([index[n] for n in names.dictionary.to_pylist()], dtype=np.int64)
+        return lookup[names.indices.to_numpy(zero_copy_only=False)]
+
+    p_factor = factor_numbers(patterns, "patterns")
+    p_key = patterns.column("key").to_numpy().view(np.uint64)
+    order = np.lexsort((p_key, p_factor))
+    p_factor, p_key = p_factor[order], p_key[order]
+    n = patterns.column("n_labelled").to_numpy()[order]
+    N = patterns.column("n_declared").to_numpy()[order]
+    e_factor = factor_numbers(errors, "errors")
+    e_key = errors.column("key").to_numpy().view(np.uint64)
+    e_label = errors.column("label").to_numpy().astype(np.int16)
+    e_order = np.lexsort((e_label, e_key, e_factor))
+    e_factor, e_key, e_label = e_factor[e_order], e_key[e_order], e_label[e_order]
+    k = errors.column("k").to_numpy()[e_order]
+    out = {}
+    for f, name in enumerate(factors):
+        lo, hi = np.searchsorted(p_factor, [f, f + 1])
+        elo, ehi = np.searchsorted(e_factor, [f, f + 1])
+        keys = p_key[lo:hi]
+        if keys.size > 1 and not (keys[1:] > keys[:-1]).all():
+            raise KnowledgeBaseError(f"{root / 'patterns'}: factor {name!r} repeats a pattern key")
+        rows = np.searchsorted(keys, e_key[elo:ehi])
+        if ((rows >= keys.size) | (keys[np.minimum(rows, keys.size - 1)] != e_key[elo:ehi])).any():
+            raise KnowledgeBaseError(f"{root / 'errors'}: factor {name!r} has error counts of "
+                                     "a pattern absent from the patterns table")
+        err_ptr = np.zeros(keys.size + 1, np.int64)
+        np.cumsum(np.bincount(rows, minlength=keys.size), out=err_ptr[1:])
+        out[name] = PatternCounts(keys.copy(), n[lo:hi].copy(), N[lo:hi].copy(), err_ptr,
+                                  e_label[elo:ehi].copy(), k[elo:ehi].copy())
+        problem = _counts_problem(out[name], n_labels)
+        if problem:
+            raise KnowledgeBaseError(f"{root}: counts of factor {name!r}: {problem}")
+    return out
 
 
 def export_parquet(

@@ -17,6 +17,7 @@ def render_info(facts: dict[str, Any]) -> str:
     current = facts["current_version"]
     marker = " (current)" if facts["version"] == current else f" (current is {current})"
     per_pattern = facts["bytes_per_pattern"]
+    memory = facts["scoring_memory_bytes"]
     lines = [
         f"knowledge base {facts['kb_dir']}",
         f"  version          {facts['version']}{marker}; on disk: {', '.join(map(str, facts['versions_on_disk']))}",
@@ -25,6 +26,9 @@ def render_info(facts: dict[str, Any]) -> str:
         f"  catalog hash     {facts['catalog_hash']}",
         f"  patterns         {facts['n_patterns']:,} ({facts['n_error_entries']:,} error entries)"
         + (f", {per_pattern:.1f} bytes per pattern" if per_pattern else ""),
+        f"  scoring needs    {_bytes(memory['load_all'])} for the counts loaded whole (sisam score); "
+        f"{_bytes(memory['stream_per_batch'])} per batch of {memory['stream_batch_rows']:,} items "
+        "read from disk (sisam score --stream-kb)",
         "",
         f"  {'factor':<18}{'attributes':<58}{'patterns':>12}{'errors':>11}{'size':>12}",
     ]

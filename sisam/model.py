@@ -2,11 +2,12 @@
 
 Learning (hpb.md, "Counts" and "Choosing the coefficients"):
 
-1. read the history and its rectified items, checked against the contract;
+1. read the history and its rectified items, checked against the contract, in chunks;
 2. derive the labels (``labels.label_matrix``): 30 error types plus "any", -1 for items
    never inspected;
-3. per factor of ``knowledge/networks.toml``: pattern keys (``encoding``), then counts
-   (``engine.counting``), n and k over inspected items, N over all;
+3. per factor of ``knowledge/networks.toml``: counts (``engine.counting``), n and k over
+   inspected items, N over all, a chunk of the history at a time (``history``) or on
+   Spark (``spark``), the same counts either way;
 4. choose every (factor, label)'s S and d, and every label's network calibration, by exact
    leave-one-out over a seeded sample of inspected items (``engine.fit``);
 5. publish the counts and coefficients as a new knowledge-base version (``kb``).
@@ -35,9 +36,8 @@ import pandas as pd
 
 from sisam import kb, legislation, suggest, value
 from sisam.contract import KEY, SCORE_PREFIX
-from sisam.declarations import iter_declarations, read_declarations, read_pair
+from sisam.declarations import iter_declarations, read_declarations
 from sisam.encoding import Encoder, FactorPlan, factor_plans
-from sisam.engine.counting import count_factor
 from sisam.engine.counts import PatternCounts, merge
 from sisam.engine.fit import fit_coefficients
 from sisam.engine.hashtable import KeyIndex, build_index
@@ -55,8 +55,8 @@ from sisam.evidence import (
     kb_tables,
     merge_evidence,
 )
+from sisam.history import DEFAULT_CHUNK_ROWS, CountedHistory, count_history, sample_positions
 from sisam.knowledge import Knowledge, load_knowledge
-from sisam.labels import label_matrix, match_rectified
 
 log = logging.getLogger("sisam.model")
 
@@ -103,22 +103,6 @@ class ScoreSummary:
         )
 
 
-def count_frame(
-    frame: pd.DataFrame, labels: np.ndarray, plans: dict[str, FactorPlan], progress: Progress = _quiet
-) -> tuple[dict[str, PatternCounts], dict[str, np.ndarray]]:
-    """Counts of every factor over ``frame``, and the keys of its inspected items (the
-    leave-one-out fitting scores them against the counts)."""
-    encoder = Encoder(frame)
-    inspected = labels[:, 0] >= 0
-    counts, inspected_keys = {}, {}
-    for name, plan in plans.items():
-        keys = encoder.keys(plan)
-        counts[name] = count_factor(keys, labels)
-        inspected_keys[name] = keys[inspected]
-        progress(f"counted factor {name}: {counts[name].n_patterns:,} patterns")
-    return counts, inspected_keys
-
-
 @dataclass(frozen=True)
 class FittedCoefficients:
     """Coefficients in the knowledge base's layout: per factor S, d and the leave-one-out
@@ -153,17 +137,6 @@ def _fit(
     )
 
 
-def _provenance(paths: list[Path], frame: pd.DataFrame, labels: np.ndarray) -> kb.Provenance:
-    dates = frame["date"].dropna()
-    return kb.Provenance(
-        input_files=tuple(str(p.resolve()) for p in paths),
-        date_from=dates.min().date() if len(dates) else None,
-        date_to=dates.max().date() if len(dates) else None,
-        n_items=len(frame),
-        n_labelled=int((labels[:, 0] >= 0).sum()),
-    )
-
-
 def learn(
     declarations: Path,
     rectified: Path,
@@ -175,27 +148,53 @@ def learn(
     overwrite: bool = False,
     fit_sample: int = DEFAULT_FIT_SAMPLE,
     seed: int = 0,
+    engine: str = "local",
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    spark_master: str | None = None,
+    spark_conf: dict[str, str] | None = None,
+    spark_work_dir: Path | None = None,
     progress: Progress = _quiet,
 ) -> LearnSummary:
-    """Learn a knowledge base from a history (or, with ``update``, add a batch to it)."""
+    """Learn a knowledge base from a history (or, with ``update``, add a batch to it).
+
+    ``engine="local"`` counts the history ``chunk_rows`` items at a time in this process
+    (``sisam.history``); ``engine="spark"`` counts it on Spark (``sisam.spark``, master
+    ``spark_master``, settings ``spark_conf``, count tables kept in ``spark_work_dir``). Both give the same
+    counts and the same fitting sample, hence the same knowledge base."""
     start = time.perf_counter()
     knowledge = knowledge or load_knowledge()
     plans = factor_plans(knowledge)
-    frame, rect = read_pair(declarations, rectified)
-    progress(f"read {len(frame):,} items and {len(rect):,} rectified items")
-    labels = label_matrix(frame, rect, knowledge.errors)
-    extra = _ExtraBatch.of(frame, rect, knowledge)
-    del rect
-    provenance = _provenance([declarations, rectified], frame, labels)
     current = kb.open_version(kb_dir, expected_catalog_hash=knowledge.hash) if update else None
+
+    def decay_after(batch: kb.Provenance) -> float:
+        if current is None or half_life_days is None:
+            return 1.0
+        return 0.5 ** (_days_elapsed(current.provenance, batch) / half_life_days)
+
+    def evidence_base(batch: kb.Provenance) -> tuple[EvidenceTables, float]:
+        return (from_kb_tables(current.tables) if current is not None else {}), decay_after(batch)
+
+    if engine == "spark":
+        from sisam.spark import count_history_spark
+
+        history = count_history_spark(
+            declarations, rectified, knowledge, plans, evidence_base=evidence_base, master=spark_master,
+            conf=spark_conf, work_dir=spark_work_dir, progress=progress,
+        )  # fmt: skip
+    elif engine == "local":
+        history = count_history(
+            declarations, rectified, knowledge, plans, evidence_base=evidence_base,
+            chunk_rows=chunk_rows, progress=progress,
+        )  # fmt: skip
+    else:
+        raise ValueError(f"engine must be 'local' or 'spark'; got {engine!r}")
+    provenance, batch_counts, evidence = history.provenance, history.counts, history.evidence
+    extra = _ExtraBatch.of(history, knowledge)
+    inspected_labels, inspected_keys = _fitting_sample(history, plans, fit_sample, seed)
+    del history
     if current is not None:
         days = _days_elapsed(current.provenance, provenance)
-        decay = 1.0 if half_life_days is None else 0.5 ** (days / half_life_days)
-    frame, evidence = learn_evidence(knowledge, frame, current, decay if update else 1.0, progress)
-    batch_counts, inspected_keys = count_frame(frame, labels, plans, progress)
-    inspected_labels = labels[labels[:, 0] >= 0]
-    del frame, labels
-    if current is not None:
+        decay = decay_after(provenance)
         counts = {name: merge(current.counts[name].scaled(decay), batch_counts[name]) for name in plans}
         parent_version = current.version
         tables = extra.tables(current.tables, decay)
@@ -265,13 +264,24 @@ def learn_evidence(
     return frame, tables
 
 
+def _fitting_sample(
+    history: CountedHistory, plans: dict[str, FactorPlan], size: int, seed: int
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Labels and per-factor pattern keys of the inspected items the fit scores: the
+    sample ``engine.fit`` would draw from all of them (``history.sample_positions``), so
+    that only the sample is keyed."""
+    rows = sample_positions(len(history.labels), size, seed)
+    encoder = Encoder(history.inspected.iloc[rows].reset_index(drop=True))
+    return history.labels[rows], {name: encoder.keys(plan) for name, plan in plans.items()}
+
+
 @dataclass(frozen=True)
 class _ExtraBatch:
     """What a batch teaches besides the factor counts: the (declared, rectified) code pairs
     and code counts of the suggested codes (``suggest``), the recovered amounts of the
     expected value at stake (``value``)."""
 
-    codes: np.ndarray              # declared hs_code of every item
+    code_counts: dict[str, np.ndarray]  # declarations per code (suggest.count_codes)
     pair_declared: np.ndarray      # corrected items' declared and rectified codes
     pair_rectified: np.ndarray
     inspected_codes: np.ndarray    # declared hs_code of the inspected items
@@ -279,21 +289,18 @@ class _ExtraBatch:
     found: dict[str, np.ndarray]
 
     @classmethod
-    def of(cls, frame: pd.DataFrame, rect: pd.DataFrame, knowledge: Knowledge) -> _ExtraBatch:
-        rows = match_rectified(frame, rect)
-        inspected = rows >= 0
-        declared = frame[inspected].reset_index(drop=True)
-        rectified = rect.iloc[rows[inspected]].reset_index(drop=True)
+    def of(cls, history: CountedHistory, knowledge: Knowledge) -> _ExtraBatch:
+        declared, rectified = history.inspected, history.rectified
         pair_declared, pair_rectified = suggest.error_pairs(declared["hs_code"].to_numpy(), rectified["hs_code"].to_numpy())
         ratios = value.recovered_ratios(declared, rectified, knowledge)
-        return cls(frame["hs_code"].to_numpy(), pair_declared, pair_rectified, declared["hs_code"].to_numpy(),
+        return cls(history.code_counts, pair_declared, pair_rectified, declared["hs_code"].to_numpy(),
                    ratios, {e: ratios[e] > 0 for e in ratios})
 
     def tables(self, old: dict[str, dict[str, np.ndarray]], decay: float) -> dict[str, dict[str, np.ndarray]]:
         """The extra tables of the new version: old ones decayed plus this batch's, and
         their smoothing refitted by leave-one-out on this batch (like the coefficients)."""
         pairs = suggest.merge_pairs(old.get(suggest.PAIRS_TABLE), suggest.count_pairs(self.pair_declared, self.pair_rectified), decay)
-        codes = suggest.merge_codes(old.get(suggest.CODES_TABLE), suggest.count_codes(self.codes), decay)
+        codes = suggest.merge_codes(old.get(suggest.CODES_TABLE), self.code_counts, decay)
         amounts = value.merge_amounts(old.get(value.AMOUNTS_TABLE), value.count_amounts(self.inspected_codes, self.ratios, self.found), decay)
         return {
             suggest.PAIRS_TABLE: pairs,
@@ -469,16 +476,22 @@ def score(
     log: Path | None = None,
     lang: str = "en",
     pseudonymise: bool = False,
+    stream_kb: bool = False,
+    stream_memory_limit: str | None = None,
 ) -> ScoreSummary:
     """Score a declarations file and write the score table atomically.
 
     With ``log``, also write the reasoning log of every item and error type
     (``sisam.reasoning_log``: explanation values in ``lang``, values replaced by their
     sha256 if ``pseudonymise``), published only if scoring succeeds; the scores are the
-    same bits either way."""
+    same bits either way. With ``stream_kb`` the knowledge base is not loaded: each batch
+    of ``kb.STREAM_BATCH_ROWS`` items reads the counts it needs from disk (``streaming``),
+    DuckDB staying within ``stream_memory_limit``; the scores are the same bits."""
     from sisam.tables import write_table
 
     start = time.perf_counter()
+    if stream_kb:
+        return _score_streamed(items, kb_dir, out, knowledge or load_knowledge(), progress, log, stream_memory_limit, start)
     scorer = Scorer.open(kb_dir, knowledge)
     with contextlib.ExitStack() as stack:
         score_frame = scorer.score_frame
@@ -498,3 +511,27 @@ def score(
 
         write_table(table, out, score_metadata(items, kb_dir, scorer.version.version, scorer.version.content_hash))
     return ScoreSummary(out, len(table), scorer.version.version, time.perf_counter() - start)
+
+
+def _score_streamed(
+    items: Path, kb_dir: Path, out: Path, knowledge: Knowledge, progress: Progress, log: Path | None,
+    memory_limit: str | None, start: float,
+) -> ScoreSummary:
+    from sisam.report import score_metadata
+    from sisam.streaming import batch_scorer
+    from sisam.tables import write_table
+
+    if log is not None:
+        raise SisamError(f"{log}: a reasoning log needs the knowledge base loaded; expected no "
+                         "--log with --stream-kb: score without --stream-kb to write one")
+    # Every batch reads the version current now, even if an update publishes meanwhile.
+    pinned = kb.open_patterns(kb_dir, {}, None, knowledge.hash)
+    parts = []
+    for chunk in iter_declarations(items, chunk_rows=kb.STREAM_BATCH_ROWS):
+        parts.append(batch_scorer(kb_dir, chunk, knowledge, pinned.version, memory_limit).score_frame(chunk))
+        progress(f"scored {sum(len(p) for p in parts):,} items")
+    if not parts:
+        parts.append(Scorer(pinned, knowledge).score_frame(read_declarations(items)))
+    table = pd.concat(parts, ignore_index=True)
+    write_table(table, out, score_metadata(items, kb_dir, pinned.version, pinned.content_hash))
+    return ScoreSummary(out, len(table), pinned.version, time.perf_counter() - start)

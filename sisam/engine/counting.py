@@ -627,3 +627,31 @@ def _merge(arena: _Arena, part_start: np.ndarray, scratch: np.ndarray) -> Patter
         out.err_label[:nnz].copy(),
         out.err_k[:nnz].copy(),
     )
+
+
+def merge_counts(parts: Sequence[PatternCounts], n_labels: int) -> PatternCounts:
+    """``counts.merge(*parts)``, bit for bit, in linear time: each part is already sorted by
+    key, so the parts are laid end to end and interleaved bucket by bucket as the shapes of
+    one factor are (``_merge_parts``). Chunked learning and per-partition counting merge a
+    chunk's counts into the running total this way; ``n_labels`` sizes the scratch row."""
+    parts = [p for p in parts if p.n_patterns]
+    if not parts:
+        return PatternCounts.empty()
+    if len(parts) == 1:
+        return parts[0]
+    rows = sum(p.n_patterns for p in parts)
+    entries = sum(int(p.err_ptr[-1]) for p in parts)
+    arena = _Arena.with_capacity(rows, entries)
+    part_start = [0]
+    for p in parts:
+        r, e = arena.rows, arena.entries
+        m, nnz = p.n_patterns, int(p.err_ptr[-1])
+        arena.keys[r : r + m] = p.keys
+        arena.n[r : r + m] = p.n
+        arena.N[r : r + m] = p.N
+        arena.err_ptr[r + 1 : r + m + 1] = p.err_ptr[1:] + e
+        arena.err_label[e : e + nnz] = p.err_label[:nnz]
+        arena.err_k[e : e + nnz] = p.err_k[:nnz]
+        arena.rows, arena.entries = r + m, e + nnz
+        part_start.append(arena.rows)
+    return _merge(arena, np.array(part_start, dtype=np.int64), np.zeros(n_labels, dtype=np.float64))

@@ -1,0 +1,369 @@
+"""Scale benchmark: learning (local and Spark local mode), knowledge-base size and scoring at
+millions of items, and an extrapolation to SISAM's 150 million items / 8.5 billion patterns.
+
+Histories. ``sisam generate`` builds a world in memory (2.7 GB per million items), so a
+20-million-item world does not fit this machine in one piece. A history of N million items
+is therefore N one-million-item worlds (``sisam generate --items 1000000 --seed 100+w``)
+laid end to end, each world's declaration ids and actor ids (importer, exporter,
+manufacturer, broker) prefixed with its number so that worlds are distinct regions: the
+codes, countries, offices and rates are shared, the traders are not. Patterns then grow
+about linearly with items, the pessimistic case for the extrapolation (one larger world
+would repeat its traders' patterns more). The test items to score are the worlds' test
+periods, likewise concatenated.
+
+Steps (each writes into ``--work``; ``all`` runs them in order):
+
+    make     the histories of every size in --sizes (millions), and their test items
+    learn    `sisam learn` per size and engine, in a fresh process each, timing it and
+             sampling the resident memory of its whole process tree (Spark's JVM and
+             Python workers included) every 0.2 s
+    score    `sisam score` with the knowledge base loaded and with --stream-kb
+    report   benchmarks/results/scale.json and scale.md, with the extrapolation
+
+Usage: ``PYTHONPATH=. python benchmarks/bench_scale.py all --sizes 1 5 20 --work /work/scale``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import pty
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+RESULTS = Path(__file__).parent / "results"
+PREFIXED = ("declaration_id", "importer_id", "exporter_id", "manufacturer_id", "broker_id")
+#: Spark settings of the local-mode runs (see the README, "Running on a cluster").
+SPARK_CONF = {
+    "spark.driver.memory": "6g",
+    "spark.sql.shuffle.partitions": "16",
+    "spark.sql.files.maxPartitionBytes": "64m",
+    "spark.sql.autoBroadcastJoinThreshold": "256m",
+}
+
+
+def world_dir(work: Path, w: int) -> Path:
+    return work / "worlds" / f"w{w:02d}"
+
+
+def history_dir(work: Path, size: int) -> Path:
+    return work / f"h{size}m"
+
+
+def _prefixed(table: pa.Table, w: int) -> pa.Table:
+    for name in PREFIXED:
+        if name in table.column_names:
+            column = pc.binary_join_element_wise(f"{w:02d}", table.column(name), "")
+            table = table.set_column(table.column_names.index(name), name, column)
+    return table
+
+
+def make(work: Path, sizes: list[int]) -> None:
+    largest = max(sizes)
+    for w in range(1, largest + 1):
+        out = world_dir(work, w)
+        if not (out / "history.parquet").exists():
+            run([sys.executable, "-m", "sisam", "generate", "--items", "1000000", "--seed", str(100 + w), "--out", str(out)])
+            (out / "truth.parquet").unlink()
+    for size in sizes:
+        target = history_dir(work, size)
+        if (target / "test.parquet").exists():
+            continue
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ("history", "rectified", "test"):
+            writer = None
+            for w in range(1, size + 1):
+                table = _prefixed(pq.read_table(world_dir(work, w) / f"{name}.parquet"), w)
+                if writer is None:
+                    writer = pq.ParquetWriter(target / f"{name}.parquet.tmp", table.schema, compression="zstd")
+                writer.write_table(table, row_group_size=131_072)
+            writer.close()
+            os.replace(target / f"{name}.parquet.tmp", target / f"{name}.parquet")
+        print(f"history of {size}M worlds in {target}", flush=True)
+
+
+def run(command: list[str], env: dict[str, str] | None = None) -> dict:
+    """Run ``command``: wall seconds, peak summed RSS of its process tree, the last line it
+    printed, and the seconds at which each progress line (stderr) appeared."""
+    start = time.perf_counter()
+    # sisam prints progress only to a terminal: give stderr a pseudo-terminal.
+    master, slave = pty.openpty()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=slave, text=True,
+                               env={**os.environ, **(env or {})})
+    os.close(slave)
+    peak = [0]
+    lines: list[tuple[float, str]] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], tree_rss(process.pid))
+            done.wait(0.2)
+
+    def read_progress() -> None:
+        with open(master, errors="replace") as stream:
+            try:
+                for line in stream:
+                    lines.append((round(time.perf_counter() - start, 1), line.rstrip()))
+            except OSError:  # the terminal closes when the command ends
+                pass
+
+    threads = [threading.Thread(target=sample, daemon=True), threading.Thread(target=read_progress, daemon=True)]
+    for thread in threads:
+        thread.start()
+    out = process.stdout.read()
+    process.wait()
+    done.set()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - start
+    if process.returncode:
+        tail = "\n".join(line for _, line in lines[-40:])
+        raise SystemExit(f"{' '.join(command)} failed ({process.returncode}):\n{tail}")
+    progress = [(t, line.strip()) for t, line in lines if line.startswith("  ")]
+    return {"command": " ".join(command), "seconds": round(seconds, 1), "peak_rss_bytes": peak[0],
+            "stdout": out.strip().splitlines()[-1] if out.strip() else "", "progress": progress}
+
+
+def tree_rss(root: int) -> int:
+    """Resident bytes of ``root`` and all its descendants (from /proc)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    page = os.sysconf("SC_PAGE_SIZE")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2:].split()
+            children.setdefault(int(fields[1]), []).append(int(entry))
+            rss[int(entry)] = int(fields[21]) * page
+        except (OSError, ValueError, IndexError):
+            continue
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        stack.extend(children.get(pid, []))
+    return total
+
+
+def learn_command(work: Path, size: int, engine: str) -> list[str]:
+    h = history_dir(work, size)
+    command = [sys.executable, "-m", "sisam", "learn", "--declarations", str(h / "history.parquet"),
+               "--rectified", str(h / "rectified.parquet"), "--kb", str(h / f"kb-{engine}"), "--overwrite",
+               "--engine", engine]
+    if engine == "spark":
+        command += ["--spark-master", "local[2]"]
+        for key, value in SPARK_CONF.items():
+            command += ["--spark-conf", f"{key}={value}"]
+    return command
+
+
+def learn(work: Path, sizes: list[int], engines: list[str], results: dict) -> None:
+    for size in sizes:
+        for engine in engines:
+            key = f"{size}m/{engine}"
+            if key in results["learn"]:
+                continue
+            print(f"learning {key}", flush=True)
+            figures = run(learn_command(work, size, engine))
+            kb_dir = history_dir(work, size) / f"kb-{engine}"
+            info = json.loads(subprocess.run([sys.executable, "-m", "sisam", "kb", "info", str(kb_dir), "--json"],
+                                             check=True, capture_output=True, text=True).stdout)
+            figures.update(items=info["history"][-1]["n_items"], inspected=info["history"][-1]["n_labelled"],
+                           patterns=info["n_patterns"], error_entries=info["n_error_entries"],
+                           kb_file_bytes=info["file_bytes"], content_hash=info["content_hash"],
+                           scoring_memory_bytes=info["scoring_memory_bytes"])
+            results["learn"][key] = figures
+            save(results)
+            print(f"  {figures['seconds']} s, peak {figures['peak_rss_bytes'] / 2**30:.2f} GiB, "
+                  f"{figures['patterns']:,} patterns", flush=True)
+
+
+def score(work: Path, sizes: list[int], results: dict) -> None:
+    for size in sizes:
+        h = history_dir(work, size)
+        n_test = pq.ParquetFile(h / "test.parquet").metadata.num_rows
+        for mode, extra in (("loaded", []), ("streamed", ["--stream-kb", "--kb-memory", "2GB"])):
+            key = f"{size}m/{mode}"
+            if key in results["score"]:
+                continue
+            print(f"scoring {key}", flush=True)
+            figures = run([sys.executable, "-m", "sisam", "score", "--declarations", str(h / "test.parquet"),
+                           "--kb", str(h / "kb-local"), "--out", str(h / f"scores-{mode}.parquet"), "--quiet", *extra])
+            figures.update(items=n_test, items_per_second=round(n_test / figures["seconds"]))
+            results["score"][key] = figures
+            save(results)
+            print(f"  {figures['seconds']} s, {figures['items_per_second']:,} items/s, "
+                  f"peak {figures['peak_rss_bytes'] / 2**30:.2f} GiB", flush=True)
+        a = pq.read_table(h / "scores-loaded.parquet")
+        b = pq.read_table(h / "scores-streamed.parquet")
+        results["score"][f"{size}m/streamed"]["identical_to_loaded"] = a.equals(b)
+        save(results)
+
+
+def _fit_line(x: list[float], y: list[float]) -> tuple[float, float]:
+    """Least-squares intercept and slope of y against x."""
+    slope, intercept = np.polyfit(np.asarray(x, float), np.asarray(y, float), 1)
+    return float(intercept), float(slope)
+
+
+def extrapolate(results: dict, items: float, patterns: float) -> dict:
+    """What ``items`` items (and, for SISAM's figure, ``patterns`` patterns) need, from the
+    measured points: patterns ~ c * items**b (log-log fit), time linear in items, memory
+    and disk linear in patterns."""
+    local = sorted((v for k, v in results["learn"].items() if k.endswith("/local")), key=lambda v: v["items"])
+    out: dict = {"items": items, "sisam_patterns": patterns}
+    if len(local) < 2:
+        return out
+    log_c, b = _fit_line([np.log(v["items"]) for v in local], [np.log(v["patterns"]) for v in local])
+    ours = float(np.exp(log_c) * items**b)
+    largest = local[-1]
+    kb_per_pattern = largest["kb_file_bytes"] / largest["patterns"]
+    memory_per_pattern = largest["scoring_memory_bytes"]["load_all"] / largest["patterns"]
+    out["patterns_growth_exponent"] = round(b, 3)
+    out["our_world_patterns"] = round(ours)
+    for name, n in (("our_world", ours), ("sisam", patterns)):
+        out[f"{name}_kb_disk_bytes"] = round(kb_per_pattern * n)
+        out[f"{name}_scoring_load_all_bytes"] = round(memory_per_pattern * n)
+    engines = {}
+    for engine in ("local", "spark"):
+        points = sorted((v for k, v in results["learn"].items() if k.endswith(f"/{engine}")), key=lambda v: v["items"])
+        if len(points) < 2:
+            continue
+        a0, a1 = _fit_line([v["items"] for v in points], [v["seconds"] for v in points])
+        r0, r1 = _fit_line([v["patterns"] for v in points], [v["peak_rss_bytes"] for v in points])
+        engines[engine] = {"seconds_per_million_items": round(a1 * 1e6, 1),
+                           "hours_at_items_here": round((a0 + a1 * items) / 3600, 1),
+                           "peak_rss_bytes_per_pattern": round(r1, 1),
+                           "peak_rss_at_our_world_bytes": round(r0 + r1 * ours),
+                           "peak_rss_at_sisam_patterns_bytes": round(r0 + r1 * patterns)}
+        if engine == "spark":
+            counted = [next(t for t, line in v["progress"] if line.startswith("counted on Spark")) for v in points]
+            _, c1 = _fit_line([v["items"] for v in points], counted)
+            d0, d1 = _fit_line([v["patterns"] for v in points], [v["seconds"] - t for v, t in zip(points, counted, strict=True)])
+            per_core = 1.0 / (c1 * 2)  # items per second per core, local[2]
+            engines[engine].update(
+                cluster_phase_seconds_per_million_items=round(c1 * 1e6, 1),
+                items_per_second_per_core=round(per_core),
+                driver_phase_seconds_per_million_patterns=round(d1 * 1e6, 2),
+                hours_on_executors={str(n): round(items / (per_core * 4 * n) / 3600, 2) for n in (10, 50, 200)},
+                driver_hours_at_our_world=round((d0 + d1 * ours) / 3600, 2),
+                driver_hours_at_sisam_patterns=round((d0 + d1 * patterns) / 3600, 1),
+            )
+    out["engines"] = engines
+    return out
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:,.2f} GiB"
+
+
+def report(results: dict) -> str:
+    lines = ["# Scale: 1, 5 and 20 million items", "",
+             f"Machine: {results['machine']['platform']}, {results['machine']['cpus']} cores (shared with the "
+             f"team), {_gib(results['machine']['memory_bytes'])}. Histories: N one-million-item worlds laid end "
+             "to end (`benchmarks/bench_scale.py` says why and how). Commands are in `scale.json`.", "",
+             "Reproduce: `PYTHONPATH=. python benchmarks/bench_scale.py all --sizes 1 5 20 --work /work/scale`.", "",
+             "## Learning", "",
+             "| history | engine | items | inspected | patterns | seconds | peak RSS (process tree) | KB file | bytes/pattern |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for key, v in results["learn"].items():
+        size, engine = key.split("/")
+        lines.append(f"| {size} | {engine} | {v['items']:,} | {v['inspected']:,} | {v['patterns']:,} | {v['seconds']:,} | "
+                     f"{_gib(v['peak_rss_bytes'])} | {v['kb_file_bytes'] / 2**20:,.0f} MiB | {v['kb_file_bytes'] / v['patterns']:.1f} |")
+    same = [k.split("/")[0] for k in results["learn"] if k.endswith("/spark") and k.replace("spark", "local") in results["learn"]
+            and results["learn"][k]["content_hash"] == results["learn"][k.replace("spark", "local")]["content_hash"]]
+    lines += ["", f"Spark and local knowledge bases identical (content hash) at: {', '.join(same) or 'none compared'}.", ""]
+    for key, v in results["learn"].items():
+        if key.endswith("/spark"):
+            counted = next((t for t, line in v["progress"] if line.startswith("counted on Spark")), None)
+            lines.append(f"- {key}: counting on Spark {counted} s, then reading the count tables, fitting and "
+                         f"publishing on the driver {v['seconds'] - counted:.1f} s.")
+    lines += ["", "## Scoring", "",
+              "| history | knowledge base | items scored | seconds | items/s | peak RSS | same scores |",
+              "|---|---|---:|---:|---:|---:|---|"]
+    for key, v in results["score"].items():
+        size, mode = key.split("/")
+        lines.append(f"| {size} | {mode} | {v['items']:,} | {v['seconds']} | {v['items_per_second']:,} | "
+                     f"{_gib(v['peak_rss_bytes'])} | {v.get('identical_to_loaded', '')} |")
+    largest = max((v for k, v in results["learn"].items() if k.endswith("/local")), key=lambda v: v["items"], default=None)
+    if largest:
+        m = largest["scoring_memory_bytes"]
+        lines += ["", f"`sisam kb info` at {largest['items']:,} items: {_gib(m['load_all'])} to load the counts whole, "
+                  f"{_gib(m['stream_per_batch'])} per batch of {m['stream_batch_rows']:,} items with --stream-kb."]
+    sql = RESULTS / "scale_sql.json"
+    if sql.exists():
+        q = json.loads(sql.read_text())
+        lines += ["", "## Counting on Spark: kernels or GROUPING SETS", "",
+                  f"Factor `{q['factor']}` ({q['shapes']} shapes) over `{q['history']}`, local[2], best of {q['runs']}: "
+                  f"sisam's kernels per partition {q['kernels']['seconds_best']} s (n, N and all 31 labels' k); "
+                  f"Spark SQL GROUP BY GROUPING SETS {q['grouping_sets']['seconds_best']} s for N, n and one label's k "
+                  "(`benchmarks/bench_scale_sql.py`). The back-end keeps the kernels."]
+    x = results.get("extrapolation")
+    if x and "engines" in x:
+        lines += ["", "## Extrapolation to 150 million items and 8.5 billion patterns", "",
+                  f"Patterns grew as items^{x['patterns_growth_exponent']} here: 150 million items of these worlds "
+                  f"would make {x['our_world_patterns']:,} patterns; SISAM's knowledge holds {x['sisam_patterns']:,.0f}. "
+                  "Disk and memory scale with patterns, time with items:", "",
+                  "| figure | 150M items of these worlds | 8.5 billion patterns |", "|---|---:|---:|",
+                  f"| knowledge-base file | {_gib(x['our_world_kb_disk_bytes'])} | {_gib(x['sisam_kb_disk_bytes'])} |",
+                  f"| scoring with the counts loaded | {_gib(x['our_world_scoring_load_all_bytes'])} | {_gib(x['sisam_scoring_load_all_bytes'])} |"]
+        for engine, e in x["engines"].items():
+            lines.append(f"| {engine} learning, peak memory | {_gib(e['peak_rss_at_our_world_bytes'])} | {_gib(e['peak_rss_at_sisam_patterns_bytes'])} |")
+        for engine, e in x["engines"].items():
+            lines.append(f"| {engine} learning here (2 cores), hours | {e['hours_at_items_here']} | |")
+        spark = x["engines"].get("spark")
+        if spark:
+            executors = ", ".join(f"{n} executors x 4 cores: {h} h" for n, h in spark["hours_on_executors"].items())
+            lines += ["", f"Spark: the tasks counted {spark['items_per_second_per_core']:,} items per second per core; "
+                      f"if that holds on a cluster (shuffle over a network costs more than here), counting 150 million "
+                      f"items takes {executors}. The driver then reads the count tables, fits and publishes at "
+                      f"{spark['driver_phase_seconds_per_million_patterns']} s per million patterns: "
+                      f"{spark['driver_hours_at_our_world']} h for these worlds' patterns, "
+                      f"{spark['driver_hours_at_sisam_patterns']} h and the memory above for 8.5 billion."]
+    return "\n".join(lines) + "\n"
+
+
+def save(results: dict) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "scale.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("step", choices=["make", "learn", "score", "report", "all"])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 5, 20], help="History sizes, millions of items.")
+    parser.add_argument("--engines", nargs="+", default=["local", "spark"])
+    parser.add_argument("--work", type=Path, required=True)
+    args = parser.parse_args()
+    path = RESULTS / "scale.json"
+    results = json.loads(path.read_text()) if path.exists() else {"learn": {}, "score": {}}
+    results["machine"] = {"platform": platform.platform(), "cpus": os.cpu_count(),
+                          "memory_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")}
+    results["spark_conf"] = SPARK_CONF
+    if args.step in ("make", "all"):
+        make(args.work, args.sizes)
+    if args.step in ("learn", "all"):
+        learn(args.work, args.sizes, args.engines, results)
+    if args.step in ("score", "all"):
+        score(args.work, args.sizes, results)
+    results["extrapolation"] = extrapolate(results, 150e6, 8.5e9)
+    save(results)
+    (RESULTS / "scale.md").write_text(report(results))
+    print(report(results))
+
+
+if __name__ == "__main__":
+    main()

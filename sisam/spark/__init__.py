@@ -1,0 +1,240 @@
+"""Learning on Spark: the same counts as local learning, counted by a cluster.
+
+``sisam learn --engine spark`` (``pip install "sisam[spark]"``, Java 17 or 21) counts the
+history on Spark and then does what local learning does with the counts: fits the
+coefficients on the driver and publishes a knowledge-base version (``model.learn``).
+
+How the counting is distributed, and why so. Every Spark task runs the local engine on its
+partition (``partition.count_partition``: the reader's checks, ``labels``, ``encoding`` and
+the numba counting kernels), and Spark sums the tasks' counts by (factor, key, label). The
+alternative, Spark SQL ``GROUP BY GROUPING SETS`` over the attributes, would need the level
+codes and splitmix64 keys rewritten in SQL (a second definition of a pattern's key, against
+the rule that ``engine.lattice`` and ``engine.keys`` are the only one) and would shuffle one
+row per item and shape before any aggregation, where the kernels shuffle one row per
+distinct pattern of a partition (``benchmarks/results/scale.md``).
+
+Steps (one Spark job each, plus the write):
+
+1. read the declarations and the rectified table (Parquet files or folders of them), keep
+   the columns learning reads, tag every row with its file and row (for messages and for
+   the fitting sample), and left-join the rectified rows by (declaration_id, item_no);
+2. count every partition (``mapInArrow``) and sum by (factor, key, label); write the sums as
+   Parquet count tables ``patterns`` and ``errors`` (``kb.read_count_tables`` documents
+   them), which ``kb`` imports into a version and any engine can read;
+3. the provenance (items, date range), and the inspected items collected to the driver in
+   (file, row) order, from which the coefficients (on a sample drawn by position, as in
+   ``history``), the suggestions and the recovered values are learnt as locally: a single
+   history file gives exactly the local back-end's knowledge base. The declarations per
+   code (suggestions) are counted by the tasks alongside the patterns.
+
+Evidence models (``sisam.evidence``): a first job counts their tables per task
+(``partition.count_evidence_partition``), the driver adds them up (and to the knowledge
+base's, decayed, when updating) and hands them to the counting tasks, which band every item
+without its own contribution before counting, as local learning does.
+
+Spark sums doubles in any order; the counts are whole numbers below 2**53, whose sums are
+exact in every order, so the tables are identical to the local ones. Counts of a history
+already decayed are never summed here: ``--update`` counts the batch on Spark and decays
+and merges on the driver, as local learning does.
+"""
+
+from __future__ import annotations
+
+import logging
+import operator
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Mapping
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sisam import kb, suggest
+from sisam.contract import KEY
+from sisam.encoding import FactorPlan
+from sisam.errors import SisamError
+from sisam.evidence import (
+    EvidenceTables,
+    PreparedEvidence,
+    add_evidence_columns,
+    evidence_models,
+    merge_evidence,
+)
+from sisam.history import CountedHistory
+from sisam.knowledge import Knowledge
+from sisam.labels import label_matrix
+from sisam.spark.partition import (
+    COUNT_SCHEMA,
+    EVIDENCE_SCHEMA,
+    FILE,
+    RECTIFIED_FILE,
+    RECTIFIED_PREFIX,
+    RECTIFIED_ROW,
+    ROW,
+    checked_pair,
+    count_evidence_partition,
+    count_partition,
+    declared_columns,
+    evidence_from_ipc,
+    evidence_to_ipc,
+    rectified_columns,
+)
+
+log = logging.getLogger("sisam.spark")
+
+#: Settings for a session sisam starts itself in local mode: loopback only, no web UI, few
+#: shuffle partitions (the default 200 is for clusters), the driver's Python in the workers.
+LOCAL_CONF = {
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.driver.bindAddress": "127.0.0.1",
+    "spark.driver.host": "127.0.0.1",
+    "spark.sql.shuffle.partitions": "4",
+}
+
+
+def session(master: str | None = None, conf: Mapping[str, str] | None = None):
+    """The active Spark session, or a new one on ``master`` (e.g. ``local[2]``, ``yarn``;
+    None leaves it to ``spark-submit`` or ``spark-defaults.conf``). A local master gets
+    :data:`LOCAL_CONF`; ``conf`` entries come last and win."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as e:
+        raise SisamError(
+            f"--engine spark needs PySpark: expected `pip install \"sisam[spark]\"`; got {e}"
+        ) from e
+    builder = SparkSession.builder.appName("sisam learn")
+    settings: dict[str, str] = {"spark.pyspark.python": sys.executable}
+    if master is not None:
+        builder = builder.master(master)
+        if master.startswith("local"):
+            settings.update(LOCAL_CONF)
+            # Spark starts the workers' interpreter by its resolved path, which loses a
+            # virtual environment: hand them the driver's import path instead.
+            settings["spark.executorEnv.PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    settings.update(conf or {})
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def _read(spark, declarations: str, rectified: str, knowledge: Knowledge):
+    """(declarations, declarations left-joined with the rectified rows, declared columns,
+    rectified columns), every row tagged with its file and row."""
+    from pyspark.sql import functions as F
+
+    raw = spark.read.parquet(declarations)
+    declared = declared_columns(raw.columns)
+    rect_columns = rectified_columns(knowledge.errors)
+    decl = raw.select(*declared, F.col("_metadata.file_path").alias(FILE), F.col("_metadata.row_index").alias(ROW))
+    rect = spark.read.parquet(rectified).select(
+        *KEY,
+        *(F.col(c).alias(RECTIFIED_PREFIX + c) for c in rect_columns if c not in KEY),
+        F.col("_metadata.file_path").alias(RECTIFIED_FILE),
+        F.col("_metadata.row_index").alias(RECTIFIED_ROW),
+    )
+    return decl, decl.join(rect, on=list(KEY), how="left"), declared, rect_columns
+
+
+def count_history_spark(
+    declarations: Path | str,
+    rectified: Path | str,
+    knowledge: Knowledge,
+    plans: dict[str, FactorPlan],
+    *,
+    evidence_base: Callable[[kb.Provenance], tuple[EvidenceTables, float]],
+    master: str | None = None,
+    conf: Mapping[str, str] | None = None,
+    work_dir: Path | str | None = None,
+    progress: Callable[[str], None],
+) -> CountedHistory:
+    """Count a history on Spark (see the module docstring). ``evidence_base`` is as for
+    ``history.count_history``. The count tables are written under ``work_dir`` and kept
+    there; without it, in a temporary folder removed after they are read."""
+    from pyspark.sql import functions as F
+
+    spark = session(master, conf)
+    decl, joined, declared, rect_columns = _read(spark, str(declarations), str(rectified), knowledge)
+    facts = decl.agg(
+        F.count(F.lit(1)).alias("items"),
+        F.min(F.col("date").cast("date")).alias("date_from"),
+        F.max(F.col("date").cast("date")).alias("date_to"),
+    ).collect()[0]
+    inputs = (str(declarations), str(rectified))
+    models = evidence_models(knowledge)
+    evidence: EvidenceTables = {}
+    if models:
+        parts = decl.mapInArrow(
+            partial(count_evidence_partition, knowledge=knowledge, declared=declared), _spark_schema(EVIDENCE_SCHEMA)
+        ).toArrow()
+        # one row per task and (model, table): tables add up one by one (hpb.md, "Counts")
+        for row in zip(*(parts.column(c).to_pylist() for c in ("model", "table", "ipc")), strict=True):
+            counted = evidence_from_ipc([row])
+            evidence = merge_evidence(evidence, counted, 1.0) if evidence else counted
+        batch = kb.Provenance(inputs, facts["date_from"], facts["date_to"], int(facts["items"]), 0)
+        base, decay = evidence_base(batch)
+        if base:
+            evidence = merge_evidence(base, evidence, decay)
+        progress(f"counted {len(models)} evidence model(s) on Spark")
+    names = list(plans)
+    # Broadcast once to every executor rather than shipped with each task.
+    shared = spark.sparkContext.broadcast(evidence_to_ipc(evidence))
+    count_rows = joined.mapInArrow(
+        partial(count_partition, plans=plans, knowledge=knowledge, declared=declared,
+                evidence=partial(operator.attrgetter("value"), shared)),
+        _spark_schema(COUNT_SCHEMA),
+    )
+    sums = count_rows.groupBy("factor", "key", "label", "code").agg(F.sum("a").alias("a"), F.sum("b").alias("b"))
+    factor_name = F.element_at(F.array(*(F.lit(n) for n in names)), F.col("factor").cast("int") + 1)
+    keep = work_dir is not None
+    out = Path(work_dir) if keep else Path(tempfile.mkdtemp(prefix="sisam-spark-counts-"))
+    try:
+        sums = sums.persist()
+        patterns = (F.col("factor") >= 0) & (F.col("label") < 0)
+        sums.where(patterns).select(
+            factor_name.alias("factor"), "key", F.col("a").alias("n_labelled"), F.col("b").alias("n_declared")
+        ).write.mode("overwrite").parquet(str(out / "patterns"))
+        sums.where(F.col("label") >= 0).select(
+            factor_name.alias("factor"), "key", F.col("label").cast("smallint").alias("label"), F.col("a").alias("k")
+        ).write.mode("overwrite").parquet(str(out / "errors"))
+        sums.where(F.col("factor") < 0).select("code", F.col("a").alias("n")).write.mode("overwrite").parquet(
+            str(out / "codes")
+        )
+        sums.unpersist()
+        progress(f"counted on Spark; count tables in {out}")
+        counts = kb.read_count_tables(out, names, len(knowledge.label_ids))
+        codes = pq.read_table(out / "codes")
+        code_counts = suggest.merge_codes(
+            None, {"code": np.array(codes.column("code").to_pylist(), dtype=object), "n": codes.column("n").to_numpy()}, 1.0
+        )
+    finally:
+        if not keep:
+            shutil.rmtree(out, ignore_errors=True)
+    # The inspected items, in (file, row) order: the coefficients, the suggestions and the
+    # recovered values learn from them on the driver, as local learning does.
+    rows = joined.where(F.col(RECTIFIED_FILE).isNotNull()).toArrow().sort_by([(FILE, "ascending"), (ROW, "ascending")])
+    frame, rect = checked_pair(rows, declared, rect_columns)
+    labels = label_matrix(frame, rect, knowledge.errors)
+    if models:
+        frame = add_evidence_columns(frame, models, PreparedEvidence(models, evidence), own_rows_counted=True)
+    provenance = kb.Provenance(
+        input_files=inputs,
+        date_from=facts["date_from"],
+        date_to=facts["date_to"],
+        n_items=int(facts["items"]),
+        n_labelled=len(frame),
+    )
+    return CountedHistory(counts, frame, rect, labels, code_counts, evidence, provenance)
+
+
+def _spark_schema(schema: pa.Schema) -> str:
+    names = {pa.int16(): "smallint", pa.int64(): "bigint", pa.float64(): "double", pa.string(): "string",
+             pa.binary(): "binary"}
+    return ", ".join(f"{f.name} {names[f.type]}" for f in schema)

@@ -1,0 +1,239 @@
+"""What one Spark task does: count a partition of the history with the local engine's code.
+
+A task receives Arrow record batches of the history joined with its rectified table (the
+rectified columns renamed with :data:`RECTIFIED_PREFIX`, absent for items never inspected),
+checks and types them as the local reader does (``declarations.check_table``), labels them
+(``labels.label_matrix``) and counts every factor (``history.count_plans``, i.e.
+``engine.counting.count_factor_codes`` over ``encoding``'s level codes and ``engine.keys``'
+pattern keys): the same code as local learning, so a pattern has the same 64-bit key here
+and there. The partition's counts leave the task as rows of :data:`COUNT_SCHEMA` that Spark
+sums by (factor, key, label): counts are additive (hpb.md, "Counts").
+
+Nothing here imports Spark: the function is plain Arrow in, Arrow out, and is tested as such.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sisam import suggest
+from sisam.contract import COLUMNS, KEY
+from sisam.declarations import check_table
+from sisam.encoding import FactorPlan
+from sisam.engine.counting import merge_counts
+from sisam.engine.counts import PatternCounts
+from sisam.evidence import (
+    EvidenceTables,
+    PreparedEvidence,
+    add_evidence_columns,
+    count_evidence,
+    evidence_models,
+    merge_evidence,
+)
+from sisam.history import count_plans
+from sisam.knowledge import ErrorType, Knowledge
+from sisam.labels import label_matrix
+
+#: Prefix of the rectified table's columns in the joined input.
+RECTIFIED_PREFIX = "rectified__"
+#: Input columns added by the reader: the file and 0-based row every row comes from.
+FILE, ROW = "sisam__file", "sisam__row"
+RECTIFIED_FILE, RECTIFIED_ROW = RECTIFIED_PREFIX + FILE, RECTIFIED_PREFIX + ROW
+#: A task's output: one row per (factor, pattern) with ``label`` -1, ``a`` = n and ``b`` = N;
+#: one row per (factor, pattern, label) with an error, ``a`` = k; and one row per declared
+#: code with ``factor`` -1, ``a`` = its declarations (``suggest.count_codes``). ``key`` holds
+#: the pattern key's 64 bits as a signed integer: Spark has no unsigned type.
+COUNT_SCHEMA = pa.schema([
+    ("factor", pa.int16()), ("key", pa.int64()), ("label", pa.int16()), ("code", pa.string()),
+    ("a", pa.float64()), ("b", pa.float64()),
+])
+#: Rows counted at once within a task; partitions larger than this are counted in pieces
+#: whose counts are merged before they leave the task.
+TASK_CHUNK_ROWS = 500_000
+
+
+def declared_columns(available: Iterable[str]) -> list[str]:
+    """Contract columns of the declarations that learning reads: all of them that the input
+    has, since factors, evidence models, labels and suggestions read most of them."""
+    present = set(available)
+    return [c for c in COLUMNS if c in present]
+
+
+def rectified_columns(errors: Iterable[ErrorType]) -> list[str]:
+    """Contract columns labelling reads from the rectified table."""
+    return list(dict.fromkeys([*KEY, *(e.field for e in errors)]))
+
+
+def checked_declared(table: pa.Table, declared: list[str]) -> pd.DataFrame:
+    """The declared columns of ``table``'s rows, checked and typed per source file."""
+    frames = []
+    for path in pc.unique(table.column(FILE)).to_pylist():
+        part = table.filter(pc.equal(table.column(FILE), path))
+        frames.append(check_table(part.select(declared), path, part.column(ROW).to_numpy() + 1))
+    return pd.concat(frames, ignore_index=True)
+
+
+def checked_pair(table: pa.Table, declared: list[str], rectified: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(declared frame, rectified frame) of joined rows, checked and typed per source file."""
+    frames, rects = [], []
+    for path in pc.unique(table.column(FILE)).to_pylist():
+        part = table.filter(pc.equal(table.column(FILE), path))
+        rows = part.column(ROW).to_numpy() + 1
+        frames.append(check_table(part.select(declared), path, rows))
+        inspected = part.filter(pc.is_valid(part.column(RECTIFIED_FILE)))
+        for rpath in pc.unique(inspected.column(RECTIFIED_FILE)).to_pylist():
+            rpart = inspected.filter(pc.equal(inspected.column(RECTIFIED_FILE), rpath))
+            names = [*KEY, *(RECTIFIED_PREFIX + c for c in rectified if c not in KEY)]
+            rtable = rpart.select(names).rename_columns([c.removeprefix(RECTIFIED_PREFIX) for c in names])
+            rects.append(check_table(rtable, rpath, rpart.column(RECTIFIED_ROW).to_numpy() + 1))
+    frame = pd.concat(frames, ignore_index=True)
+    rect = pd.concat(rects, ignore_index=True) if rects else frame.iloc[:0][rectified]
+    return frame, rect
+
+
+def count_partition(
+    batches: Iterable[pa.RecordBatch],
+    plans: dict[str, FactorPlan],
+    knowledge: Knowledge,
+    declared: list[str],
+    evidence: Callable[[], Iterable[tuple[str, str, bytes]]],
+    chunk_rows: int = TASK_CHUNK_ROWS,
+) -> Iterator[pa.RecordBatch]:
+    """Count the joined rows of ``batches``, first banded by the evidence models against
+    the history's evidence tables (``evidence()``, as ``evidence_to_ipc`` gives them)
+    without their own contribution, as local learning bands them; yield the counts as
+    ``COUNT_SCHEMA`` batches."""
+    errors = knowledge.errors
+    rectified = rectified_columns(errors)
+    n_labels = len(errors) + 1
+    models = evidence_models(knowledge)
+    prepared = PreparedEvidence(models, evidence_from_ipc(evidence())) if models else None
+    totals = {name: PatternCounts.empty() for name in plans}
+    codes: dict[str, np.ndarray] | None = None
+    pending: list[pa.RecordBatch] = []
+
+    def flush() -> None:
+        nonlocal codes
+        frame, rect = checked_pair(pa.Table.from_batches(pending), declared, rectified)
+        labels = label_matrix(frame, rect, errors)
+        if prepared is not None:
+            frame = add_evidence_columns(frame, models, prepared, own_rows_counted=True)
+        counts = count_plans(frame, labels, plans)
+        for name in plans:
+            totals[name] = merge_counts([totals[name], counts[name]], n_labels)
+        chunk_codes = suggest.count_codes(frame["hs_code"].to_numpy())
+        codes = chunk_codes if codes is None else suggest.merge_codes(codes, chunk_codes, 1.0)
+        pending.clear()
+
+    for batch in batches:
+        if batch.num_rows:
+            pending.append(batch)
+        if sum(b.num_rows for b in pending) >= chunk_rows:
+            flush()
+    if pending:
+        flush()
+    for f, name in enumerate(plans):
+        yield from count_rows(f, totals[name])
+    if codes is not None and len(codes["code"]):
+        m = len(codes["code"])
+        yield pa.RecordBatch.from_arrays(
+            [pa.array(np.full(m, -1, np.int16)), pa.array(np.zeros(m, np.int64)), pa.array(np.full(m, -1, np.int16)),
+             pa.array(codes["code"].astype(str), pa.string()), pa.array(codes["n"]), pa.array(np.zeros(m))],
+            schema=COUNT_SCHEMA,
+        )
+
+
+def count_evidence_partition(
+    batches: Iterable[pa.RecordBatch], knowledge: Knowledge, declared: list[str], chunk_rows: int = TASK_CHUNK_ROWS
+) -> Iterator[pa.RecordBatch]:
+    """The evidence models' tables over the rows of ``batches`` (``sisam.evidence``), as
+    ``EVIDENCE_SCHEMA`` rows for the driver to merge."""
+    models = evidence_models(knowledge)
+    tables: EvidenceTables = {}
+    pending: list[pa.RecordBatch] = []
+
+    def flush() -> None:
+        nonlocal tables
+        frame = checked_declared(pa.Table.from_batches(pending), declared)
+        counted = count_evidence(models, frame)
+        tables = merge_evidence(tables, counted, 1.0) if tables else counted
+        pending.clear()
+
+    for batch in batches:
+        if batch.num_rows:
+            pending.append(batch)
+        if sum(b.num_rows for b in pending) >= chunk_rows:
+            flush()
+    if pending:
+        flush()
+    rows = evidence_to_ipc(tables)
+    if rows:
+        yield pa.RecordBatch.from_pylist(
+            [{"model": m, "table": t, "ipc": b} for m, t, b in rows], schema=EVIDENCE_SCHEMA
+        )
+
+
+#: Evidence tables leaving a task: one row per (model, table), the table as Arrow IPC.
+EVIDENCE_SCHEMA = pa.schema([("model", pa.string()), ("table", pa.string()), ("ipc", pa.binary())])
+
+
+def evidence_to_ipc(tables: EvidenceTables) -> list[tuple[str, str, bytes]]:
+    """Evidence tables as (model, table, Arrow IPC stream) triples: plain data to ship
+    between the driver and the tasks, no pickles."""
+    out = []
+    for model, by_table in tables.items():
+        for name, columns in by_table.items():
+            table = pa.table({c: pa.array(v) for c, v in columns.items()})
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, table.schema) as writer:
+                writer.write_table(table)
+            out.append((model, name, sink.getvalue().to_pybytes()))
+    return out
+
+
+def evidence_from_ipc(rows: Iterable[tuple[str, str, bytes]]) -> EvidenceTables:
+    """``evidence_to_ipc`` undone: columns back as numpy arrays, text as object arrays (as
+    ``kb`` gives them back)."""
+    tables: EvidenceTables = {}
+    for model, name, ipc in rows:
+        table = pa.ipc.open_stream(ipc).read_all()
+        tables.setdefault(model, {})[name] = {
+            c: table.column(c).to_numpy(zero_copy_only=False) for c in table.column_names
+        }
+    return tables
+
+
+def count_rows(factor: int, counts: PatternCounts) -> Iterator[pa.RecordBatch]:
+    """``counts`` of factor number ``factor`` as ``COUNT_SCHEMA`` rows."""
+    if not counts.n_patterns:
+        return
+    keys = counts.keys.view(np.int64)
+    yield pa.RecordBatch.from_arrays(
+        [
+            pa.array(np.full(keys.size, factor, np.int16)),
+            pa.array(keys),
+            pa.array(np.full(keys.size, -1, np.int16)),
+            pa.nulls(keys.size, pa.string()),
+            pa.array(counts.n),
+            pa.array(counts.N),
+        ],
+        schema=COUNT_SCHEMA,
+    )
+    nnz = int(counts.err_ptr[-1])
+    if nnz:
+        yield pa.RecordBatch.from_arrays(
+            [
+                pa.array(np.full(nnz, factor, np.int16)),
+                pa.array(np.repeat(keys, np.diff(counts.err_ptr))),
+                pa.array(counts.err_label[:nnz]),
+                pa.nulls(nnz, pa.string()),
+                pa.array(counts.err_k[:nnz]),
+                pa.array(np.zeros(nnz)),
+            ],
+            schema=COUNT_SCHEMA,
+        )
