@@ -57,13 +57,14 @@ def cli(verbose: int) -> None:
 @click.option("--test-days", default=30, show_default=True, type=click.IntRange(min=1), help="Days of the later test period.")
 @click.option("--seed", default=7, show_default=True, type=int, help="Random seed: same seed, same bytes.")
 @click.option("--format", "file_format", type=click.Choice(["parquet", "csv"]), default="parquet", show_default=True)
+@click.option("--drift-day", type=click.IntRange(min=1), help="Day (from the start) on which half of the importers switch schemes.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder to write history, rectified, test and truth into.")
 @_domain_errors
-def generate(items: int, days: int, test_days: int, seed: int, file_format: str, out: Path) -> None:
+def generate(items: int, days: int, test_days: int, seed: int, file_format: str, drift_day: int | None, out: Path) -> None:
     """Generate a synthetic customs world: history, rectified, test and truth tables."""
     from sisam.synth import generate_world
 
-    summary = generate_world(items, days, seed, out, test_days=test_days, file_format=file_format)
+    summary = generate_world(items, days, seed, out, test_days=test_days, file_format=file_format, drift_day=drift_day)
     click.echo(str(summary))
 
 

@@ -20,7 +20,7 @@ from sisam.synth import WorldSummary, generate_world
 from sisam.synth.actors import build_actors
 from sisam.synth.geography import geography
 from sisam.synth.inspection import INSPECTION_RATE, simulate
-from sisam.synth.mechanisms import build_mechanisms
+from sisam.synth.mechanisms import DRIFT_SHARE, build_mechanisms, scheme_personas
 from sisam.synth.nomenclature import build_tariff
 from sisam.synth.trade import build_trade
 
@@ -388,3 +388,24 @@ def test_combination_scheme_is_invisible_to_each_attribute_alone(big_world: tupl
     # ... while the pairs carry the error.
     assert y[in_pair].mean() > 5 * base
     assert y[in_pair].mean() > 8 * y[scheme_importer & ~in_pair].mean()
+
+
+def test_drift_switches_schemes_on_its_day_and_leaves_earlier_days_alone(tmp_path: Path) -> None:
+    persona = scheme_personas(5, 4000)
+    moved = persona != np.arange(4000)
+    assert sorted(persona.tolist()) == list(range(4000))  # a permutation: every scheme goes somewhere
+    assert abs(moved.mean() - DRIFT_SHARE) < 0.05
+    drift_day = 56  # a block boundary: earlier blocks' inspections see the same risks
+    generate_world(12_000, 100, 5, tmp_path / "plain", test_days=20)
+    generate_world(12_000, 100, 5, tmp_path / "drift", test_days=20, drift_day=drift_day)
+    plain = pd.read_parquet(tmp_path / "plain" / "truth.parquet")
+    drift = pd.read_parquet(tmp_path / "drift" / "truth.parquet")
+    dates = pd.concat([pd.read_parquet(tmp_path / "plain" / f"{t}.parquet") for t in ("history", "test")])["date"]
+    days = (pd.to_datetime(dates) - pd.Timestamp("2024-01-01")).dt.days.to_numpy()
+    errors = [f"e_{e}" for e in ERROR_IDS]
+    before = days < drift_day
+    assert plain[errors][before].equals(drift[errors][before])
+    assert plain["inspected"][before].equals(drift["inspected"][before])
+    assert (plain[errors][~before].to_numpy() != drift[errors][~before].to_numpy()).any(axis=1).mean() > 0.005
+    with pytest.raises(SisamError, match="drift_day must be between 1 and 119"):
+        generate_world(1000, 100, 5, tmp_path / "bad", test_days=20, drift_day=120)

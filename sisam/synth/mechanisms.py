@@ -75,6 +75,8 @@ SCHEMES = ("evasion", "undervaluation", "overvaluation", "reroute", "preference"
 COMBINATION_ERROR = "tax_regime"
 COMBINATION_BASE_RATE = 0.008
 COMBINATION_LIFT = 60.0
+#: Share of importers whose schemes switch on a world's drift day (``scheme_personas``).
+DRIFT_SHARE = 0.5
 
 
 @dataclass
@@ -211,13 +213,35 @@ class _Builder:
         return self.rng.random(n_decl if size is None else (n_decl, size))[self.trade.decl]
 
 
+def scheme_personas(seed: int, n_importers: int) -> np.ndarray:
+    """int64[n_importers]: whose schemes each importer runs after a drift day.
+
+    :data:`DRIFT_SHARE` of the importers, drawn at random, pass their schemes round in a
+    random cycle (each takes the next one's habits: evasion, claims, re-routing, ...); the
+    others keep their own. From a seed stream of its own, so that a world without drift is
+    the same bytes whether or not this is drawn."""
+    rng = stream(seed, "drift")
+    persona = np.arange(n_importers, dtype=np.int64)
+    movers = np.flatnonzero(rng.random(n_importers) < DRIFT_SHARE)
+    rng.shuffle(movers)
+    if len(movers) > 1:
+        persona[movers] = np.roll(movers, -1)
+    return persona
+
+
 def build_mechanisms(seed: int, trade: Trade, tariff: Tariff, actors: Actors, geo: Geography,
-                     history_days: int) -> tuple[list[Mechanism], PairRates]:
-    """Every error mechanism of the world, in the order they are applied."""
+                     history_days: int, drift_day: int | None = None) -> tuple[list[Mechanism], PairRates]:
+    """Every error mechanism of the world, in the order they are applied.
+
+    With ``drift_day``, importers' schemes switch on that day (:func:`scheme_personas`):
+    what an importer's history taught about it turns stale, the change a model must track.
+    """
     m = _Builder(seed, trade, actors, history_days)
     v, rng, n = trade.values, m.rng, trade.n
     imp, day, line = trade.importer, trade.day, v["line"]
     n_imp = actors.n_importers
+    # whose scheme habits each item follows: its importer's, or after the drift its persona's
+    who = imp if drift_day is None else np.where(day >= drift_day, scheme_personas(seed, n_imp)[imp], imp)
     n_man = len(actors.man_country)
 
     def importer_flag(share: float) -> np.ndarray:
@@ -239,10 +263,10 @@ def build_mechanisms(seed: int, trade: Trade, tariff: Tariff, actors: Actors, ge
     pairs, pair_inverse = np.unique(pair, return_inverse=True)
     in_scheme = (rng.random(len(pairs)) < 0.5)[pair_inverse]
     target = tariff.evasion_target[line]
-    ok = evader[imp] & in_scheme & (target >= 0) & (day >= start[imp])
+    ok = evader[who] & in_scheme & (target >= 0) & (day >= start[who])
     safe_target = np.where(target >= 0, target, line)
-    lie = rng.random(n) < false_description[imp]
-    m.add("misclassification scheme", "hs_code", np.where(ok, evasion_rate[imp], 0.0), {
+    lie = rng.random(n) < false_description[who]
+    m.add("misclassification scheme", "hs_code", np.where(ok, evasion_rate[who], 0.0), {
         "line": safe_target,
         "desc": np.where(lie, description_key(safe_target, v["manufacturer"], n_man), v["desc"]),
         "licence": np.where(tariff.licence[safe_target], v["licence"], 0),
@@ -260,10 +284,10 @@ def build_mechanisms(seed: int, trade: Trade, tariff: Tariff, actors: Actors, ge
     transit_row[geo.indices(list(TRANSIT_COUNTRIES))] = np.arange(len(TRANSIT_COUNTRIES))
     plant = actors.transit_plants[transit_row[transit], rng.integers(0, 4, n)]
     m.add("re-routing of dumped goods", "origin_country",
-          np.where(rerouter[imp] & (v["ad"] > 0) & (day >= start[imp]), 0.6, 0.0), {
+          np.where(rerouter[who] & (v["ad"] > 0) & (day >= start[who]), 0.6, 0.0), {
               "origin": transit,
-              "acquisition": np.where(via_acquisition[imp], transit, v["acquisition"]),
-              "manufacturer": np.where(via_plant[imp], plant, v["manufacturer"]),
+              "acquisition": np.where(via_acquisition[who], transit, v["acquisition"]),
+              "manufacturer": np.where(via_plant[who], plant, v["manufacturer"]),
           }, scheme=SCHEMES.index("reroute"))
 
     m.add("seller's country as origin", "origin_country",
@@ -281,7 +305,7 @@ def build_mechanisms(seed: int, trade: Trade, tariff: Tariff, actors: Actors, ge
     unfounded = (agreement >= 0) & ~covered
     uncertified = covered & (v["pref"] == 0)
     m.add("unfounded preference", "preferential_claim",
-          np.where(claimer[imp] & (day >= start[imp]) & (triangulate | unfounded | uncertified), 0.6, 0.0), {
+          np.where(claimer[who] & (day >= start[who]) & (triangulate | unfounded | uncertified), 0.6, 0.0), {
               "pref": np.where(triangulate, 1, agreement + 1),
               "origin": np.where(triangulate, v["acquisition"], v["origin"]),
           }, scheme=SCHEMES.index("preference"))
@@ -292,14 +316,14 @@ def build_mechanisms(seed: int, trade: Trade, tariff: Tariff, actors: Actors, ge
     start = m.scheme_start(n_imp)
     ex_count = tariff.ex_count[line]
     m.add("unfounded ex-tariff", "ex_tariff_claim",
-          np.where(ex_claimer[imp] & (ex_count > 0) & (v["ex"] == 0) & (day >= start[imp]), 0.45, 0.0),
+          np.where(ex_claimer[who] & (ex_count > 0) & (v["ex"] == 0) & (day >= start[who]), 0.45, 0.0),
           {"ex": np.where(ex_count > 0, 1 + np.floor(rng.random(n) * ex_count).astype(np.int64), 0)},
           scheme=SCHEMES.index("ex_tariff"))
 
     hub_user = importer_flag(0.02)
     start = m.scheme_start(n_imp)
     hub = actors.imp_hub[imp]
-    m.add("hub re-invoicing", "exporter", np.where(hub_user[imp] & (day >= start[imp]), 0.5, 0.0),
+    m.add("hub re-invoicing", "exporter", np.where(hub_user[who] & (day >= start[who]), 0.5, 0.0),
           {"exporter": hub, "acquisition": actors.exp_country[hub]}, declaration_level=True,
           scheme=SCHEMES.index("hub"))
 
@@ -317,7 +341,7 @@ def build_mechanisms(seed: int, trade: Trade, tariff: Tariff, actors: Actors, ge
     hider = importer_flag(0.25)
     start = m.scheme_start(n_imp)
     related = v["related"] == 1
-    m.add("hidden relation", "related_party", np.where(hider[imp] & related & (day >= start[imp]), 0.7, 0.0),
+    m.add("hidden relation", "related_party", np.where(hider[who] & related & (day >= start[who]), 0.7, 0.0),
           {"related": np.zeros(n, dtype=np.int64)}, declaration_level=True, scheme=SCHEMES.index("related"))
     m.add("relation left out", "related_party", np.where(related, m.clerical("exporter", 0.02), 0.0),
           {"related": np.zeros(n, dtype=np.int64)}, declaration_level=True)
@@ -325,7 +349,7 @@ def build_mechanisms(seed: int, trade: Trade, tariff: Tariff, actors: Actors, ge
     careless = importer_flag(0.05)
     start = m.scheme_start(n_imp)
     licensed = v["licence"] > 0
-    m.add("licence omitted", "import_licence", np.where(careless[imp] & licensed & (day >= start[imp]), 0.4, 0.0),
+    m.add("licence omitted", "import_licence", np.where(careless[who] & licensed & (day >= start[who]), 0.4, 0.0),
           {"licence": np.zeros(n, dtype=np.int64)}, scheme=SCHEMES.index("licence"))
     m.add("wrong licence number", "import_licence", np.where(licensed, m.clerical("import_licence", 0.015), 0.0),
           {"licence": v["licence"] + 3})
@@ -372,7 +396,7 @@ def build_mechanisms(seed: int, trade: Trade, tariff: Tariff, actors: Actors, ge
     transfer = importer_flag(0.25)
     start = m.scheme_start(n_imp)
     m.add("overvaluation with related sellers", "overvaluation",
-          np.where(transfer[imp] & related & (v["duty"] <= 2.0) & (day >= start[imp]), 0.5, 0.0),
+          np.where(transfer[who] & related & (v["duty"] <= 2.0) & (day >= start[who]), 0.5, 0.0),
           {"value": np.round(v["value"] * rng.uniform(1.4, 3.0, n), 2)}, scheme=SCHEMES.index("overvaluation"))
     m.add("value including freight and insurance", "overvaluation", m.clerical("value", 0.006),
           {"value": np.round(v["value"] + v["freight"] + v["insurance"], 2)}, declaration_level=True)

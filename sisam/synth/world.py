@@ -189,7 +189,7 @@ def _rectified(trade: Trade, mechanisms: list[Mechanism], declared: dict[str, np
 
 
 def generate_world(n_items: int, days: int, seed: int, out_dir: Path, *, test_days: int = 30,
-                   file_format: str = "parquet") -> WorldSummary:
+                   file_format: str = "parquet", drift_day: int | None = None) -> WorldSummary:
     """Generate a synthetic customs world and write it to ``out_dir``.
 
     Writes ``history``, ``rectified``, ``test`` and ``truth`` (``.parquet`` or ``.csv``):
@@ -200,9 +200,15 @@ def generate_world(n_items: int, days: int, seed: int, out_dir: Path, *, test_da
     ``inspected``, the true ``hs_code``, ``customs_value_usd`` and six rates as ``true_<column>``,
     and per error id ``p_<id>``, ``e_<id>``, ``found_<id>``.
 
+    With ``drift_day`` (days from the start, 1 to ``days + test_days - 1``) half of the
+    importers switch schemes on that day (``mechanisms.scheme_personas``): a world whose
+    actors change behaviour, for measuring how knowledge tracks change.
+
     Raises SisamError for arguments out of range.
     """
     _check_arguments(n_items, days, test_days, file_format)
+    if drift_day is not None and not 0 < drift_day < days + test_days:
+        raise SisamError(f"cannot generate the world: drift_day must be between 1 and {days + test_days - 1}; got {drift_day}")
     started = time.perf_counter()
     errors = load_knowledge().errors
     check_catalog(errors)
@@ -213,7 +219,7 @@ def generate_world(n_items: int, days: int, seed: int, out_dir: Path, *, test_da
     tariff = build_tariff(seed, geo, days)
     actors = build_actors(seed, n_items, total_days, days, tariff, geo)
     trade = build_trade(seed, n_items, days, total_days, tariff, actors, geo)
-    mechanisms, pair_rates = build_mechanisms(seed, trade, tariff, actors, geo, days)
+    mechanisms, pair_rates = build_mechanisms(seed, trade, tariff, actors, geo, days, drift_day)
     inspected = simulate(seed, trade, tariff, actors, mechanisms, days)
     log.info("world of %d items: trade and mechanisms in %.1f s", n_items, time.perf_counter() - started)
 
