@@ -256,8 +256,10 @@ def fit_smoothing(pairs: Mapping[str, np.ndarray], codes: Mapping[str, np.ndarra
     """The ``suggest_smoothing`` table: S of hpb.md's grid with the best leave-one-out
     log-likelihood over the batch's pairs (counted in ``pairs``); ties to the smaller S."""
     best_s, best = S_GRID[0], -math.inf
+    suggester = Suggester(pairs, codes, S_GRID[0])
     for s in S_GRID:
-        loglik = Suggester(pairs, codes, s).loo_loglik(declared, rectified)
+        suggester.s = s
+        loglik = suggester.loo_loglik(declared, rectified)
         if loglik > best:
             best_s, best = s, loglik
     log.info("suggested codes: S = %g (leave-one-out log-likelihood %.1f over %d pairs)", best_s, best, len(declared))

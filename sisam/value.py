@@ -171,11 +171,12 @@ def fit_smoothing(amounts: Mapping[str, np.ndarray], codes: np.ndarray, ratios: 
     leave-one-out squared error of the batch's ratios (ties to the smaller S)."""
     codes = pd.Series(codes, dtype="string").fillna("").str.strip().to_numpy(dtype=object)
     chosen = []
+    recovery = Recovery(amounts, {})
     for e in TAX_ERRORS:
         rows = np.flatnonzero(found[e])
         best_s, best = S_GRID[0], np.inf
         for s in S_GRID:
-            recovery = Recovery(amounts, {e: s})
+            recovery.s = {e: s}
             loss = sum((recovery.ratio(e, codes[i], leave_out=float(ratios[e][i])) - ratios[e][i]) ** 2 for i in rows)
             if loss < best - 1e-15:
                 best_s, best = s, loss
