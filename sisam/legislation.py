@@ -34,8 +34,10 @@ levels, which the HS hierarchy already shares.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import datetime as dt
+import math
 import re
 from collections import defaultdict
 from collections.abc import Mapping
@@ -63,7 +65,17 @@ _SHARE_TOLERANCE = 1e-6
 
 
 def _read_rows(path: Path, columns: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
-    """Data rows (1-based, header excluded) of a CSV whose header must be ``columns``."""
+    """Data rows (1-based, header excluded) of a CSV (or Parquet, as a synthetic world
+    writes them) whose header must be ``columns``, every cell as text."""
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+        if tuple(table.column_names) != columns:
+            raise InputError([Problem(str(path), None, None,
+                                      f"expected the columns {','.join(columns)}; got {','.join(table.column_names)!r}")])
+        return [(number, {c: "" if v is None else str(v).strip() for c, v in row.items()})
+                for number, row in enumerate(table.to_pylist(), start=1)]
     try:
         with open(path, newline="", encoding="utf-8") as f:
             reader = csv.reader(f)
@@ -214,18 +226,23 @@ class RateSchedule:
     def rate_at(self, rate: str, codes: np.ndarray, dates: np.ndarray) -> np.ndarray:
         """float64[n]: ``rate`` in force for each (code, date), NaN where none is given:
         the longest matching prefix, then the latest effective date on or before the date."""
-        codes = [str(c).strip() for c in codes]
+        by_prefix: dict[str, list[tuple[dt.date, float]]] = defaultdict(list)
+        for prefix, r, value, when in zip(self.prefixes, self.rates, self.values, self.effective_dates, strict=True):
+            if r == rate:
+                by_prefix[prefix].append((when, value))
+        for entries in by_prefix.values():
+            entries.sort()
         days = pd.to_datetime(pd.Series(dates)).dt.date.to_numpy()
-        rows = [i for i, r in enumerate(self.rates) if r == rate]
-        out = np.full(len(codes), np.nan)
-        best_length = np.full(len(codes), -1)
-        best_date = [dt.date.min] * len(codes)
-        for i in rows:
-            prefix, when, length = self.prefixes[i], self.effective_dates[i], len(self.prefixes[i])
-            for j, code in enumerate(codes):
-                if code.startswith(prefix) and when <= days[j] and (
-                        length > best_length[j] or (length == best_length[j] and when >= best_date[j])):
-                    out[j], best_length[j], best_date[j] = self.values[i], length, when
+        out = np.full(len(days), np.nan)
+        for j, code in enumerate(str(c).strip() for c in codes):
+            for length in range(min(len(code), 8), 1, -1):
+                entries = by_prefix.get(code[:length])
+                if entries is None:
+                    continue
+                i = bisect.bisect_right(entries, (days[j], math.inf))
+                if i:
+                    out[j] = entries[i - 1][1]
+                    break
         return out
 
 

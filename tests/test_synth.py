@@ -28,7 +28,7 @@ ERRORS = load_knowledge().errors
 FIELD = {e.id: e.field for e in ERRORS}
 DAYS = 180
 TEST_DAYS = 20
-TABLES = ("history", "rectified", "test", "truth")
+TABLES = ("history", "rectified", "test", "truth", "rates")
 
 
 def _files_digest(folder: Path, ext: str) -> dict[str, str]:
@@ -409,3 +409,18 @@ def test_drift_switches_schemes_on_its_day_and_leaves_earlier_days_alone(tmp_pat
     assert (plain[errors][~before].to_numpy() != drift[errors][~before].to_numpy()).any(axis=1).mean() > 0.005
     with pytest.raises(SisamError, match="drift_day must be between 1 and 119"):
         generate_world(1000, 100, 5, tmp_path / "bad", test_days=20, drift_day=120)
+
+
+def test_rates_are_written_as_legislation_and_give_the_true_rates(world: tuple[Path, WorldSummary],
+                                                                   tables: dict[str, pd.DataFrame]) -> None:
+    from sisam.legislation import read_rates
+
+    out, _ = world
+    schedule = read_rates(out / "rates.parquet")
+    truth = tables["truth"]
+    dates = pd.concat([tables["history"], tables["test"]], ignore_index=True)["date"].to_numpy()
+    sample = np.arange(0, len(truth), 7)
+    for rate in ("ipi_rate", "pis_rate", "cofins_rate"):
+        got = schedule.rate_at(rate, truth["true_hs_code"].to_numpy()[sample], dates[sample])
+        assert np.array_equal(got, truth[f"true_{rate}"].to_numpy()[sample]), rate
+    assert len(set(schedule.effective_dates)) == 5  # the first day and one change per rate

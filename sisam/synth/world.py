@@ -50,7 +50,13 @@ from sisam.synth.mechanisms import (
 from sisam.synth.nomenclature import Tariff, build_tariff
 from sisam.synth.rules import ERROR_FIELD, FIELD_COLUMN, check_catalog, holds, rule_matrix
 from sisam.synth.trade import RATE_FIELDS, RATE_INPUTS, Trade, build_trade, rates
-from sisam.synth.writing import Dictionaries, contract_table, declaration_ids, write_world
+from sisam.synth.writing import (
+    Dictionaries,
+    contract_table,
+    declaration_ids,
+    rates_table,
+    write_world,
+)
 
 log = logging.getLogger("sisam.synth")
 FORMATS = ("parquet", "csv")
@@ -192,7 +198,8 @@ def generate_world(n_items: int, days: int, seed: int, out_dir: Path, *, test_da
                    file_format: str = "parquet", drift_day: int | None = None) -> WorldSummary:
     """Generate a synthetic customs world and write it to ``out_dir``.
 
-    Writes ``history``, ``rectified``, ``test`` and ``truth`` (``.parquet`` or ``.csv``):
+    Writes ``history``, ``rectified``, ``test``, ``truth`` and ``rates`` (``.parquet`` or
+    ``.csv``; ``rates`` is the tariff's dated rates as legislation, ``sisam.legislation``):
     ``n_items`` items in all, the history over ``days`` days from 2024-01-01, the test period
     over the ``test_days`` that follow. The same arguments give the same bytes.
     ``history``, ``test`` and ``rectified`` have the contract's columns (contract.md);
@@ -280,6 +287,7 @@ def generate_world(n_items: int, days: int, seed: int, out_dir: Path, *, test_da
         truth[f"e_{error.id}"] = pa.array(has_error[:, j])
         truth[f"found_{error.id}"] = pa.array(found[:, j])
     tables["truth"] = pa.table(truth)
+    tables["rates"] = rates_table(tariff)
     files = write_world(tables, Path(out_dir), file_format)
 
     n_inspected = len(rows)

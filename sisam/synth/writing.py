@@ -159,6 +159,24 @@ def contract_table(trade: Trade, rows: np.ndarray, values: dict[str, np.ndarray]
     return pa.table({name: out[name] for name in COLUMNS})
 
 
+def rates_table(tariff: Tariff) -> pa.Table:
+    """The tariff's rates as legislation (``knowledge/legislation/rates.csv``'s columns,
+    ``sisam.legislation.read_rates``): every line's duty (before any preference or
+    ex-tariff), IPI, PIS and COFINS from the world's first day, and each dated change."""
+    start = str(EPOCH_DAY.astype("datetime64[D]"))
+    codes, names, values, dates = [], [], [], []
+    for name, change in (("import_duty_rate", tariff.duty), ("ipi_rate", tariff.ipi), ("pis_rate", tariff.pis),
+                         ("cofins_rate", tariff.cofins)):
+        changed = np.flatnonzero(change.changed)
+        on = str((EPOCH_DAY + change.day).astype("datetime64[D]"))
+        codes += [*tariff.code.tolist(), *tariff.code[changed].tolist()]
+        names += [name] * (tariff.n_lines + len(changed))
+        values += [*change.before.tolist(), *change.after[changed].tolist()]
+        dates += [start] * tariff.n_lines + [on] * len(changed)
+    return pa.table({"hs_code": pa.array(codes, pa.string()), "rate": pa.array(names, pa.string()),
+                     "value": pa.array(values, pa.float64()), "effective_date": pa.array(dates, pa.string())})
+
+
 def write_world(tables: dict[str, pa.Table], out_dir: Path, file_format: str) -> list[Path]:
     """Write ``tables`` (name -> table) as ``out_dir/<name>.<format>``, all or nothing."""
     out_dir = Path(out_dir)
