@@ -658,8 +658,9 @@ def _stake(scorer: Scorer, chunk: pd.DataFrame, attribution: Attribution) -> _St
     suggestions = recovery = None
     if scorer.suggester is not None:
         codes = chunk["hs_code"].astype(str).to_numpy()
-        found = scorer.suggester.suggest_all(codes)
-        suggestions = [scorer.suggester.explanation_values(c, s) for c, s in zip(codes, found, strict=True)]
+        importers = chunk["importer_id"].astype(str).to_numpy()
+        found = scorer.suggester.suggest_all(codes, importers)
+        suggestions = [scorer.suggester.explanation_values(c, i, s) for c, i, s in zip(codes, importers, found, strict=True)]
     if scorer.recovery is not None:
         by_label = {label: attribution.probability[:, attribution.label_index(label)] for label in scorer.knowledge.label_ids}
         recovery = scorer.recovery.expected(chunk, by_label)

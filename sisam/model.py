@@ -284,6 +284,7 @@ class _ExtraBatch:
     code_counts: dict[str, np.ndarray]  # declarations per code (suggest.count_codes)
     pair_declared: np.ndarray      # corrected items' declared and rectified codes
     pair_rectified: np.ndarray
+    pair_importers: np.ndarray
     inspected_codes: np.ndarray    # declared hs_code of the inspected items
     ratios: dict[str, np.ndarray]  # per tax error, over the inspected items
     found: dict[str, np.ndarray]
@@ -291,21 +292,22 @@ class _ExtraBatch:
     @classmethod
     def of(cls, history: CountedHistory, knowledge: Knowledge) -> _ExtraBatch:
         declared, rectified = history.inspected, history.rectified
-        pair_declared, pair_rectified = suggest.error_pairs(declared["hs_code"].to_numpy(), rectified["hs_code"].to_numpy())
+        pair_declared, pair_rectified, pair_importers = suggest.error_pairs(
+            declared["hs_code"].to_numpy(), rectified["hs_code"].to_numpy(), declared["importer_id"].to_numpy())
         ratios = value.recovered_ratios(declared, rectified, knowledge)
-        return cls(history.code_counts, pair_declared, pair_rectified, declared["hs_code"].to_numpy(),
+        return cls(history.code_counts, pair_declared, pair_rectified, pair_importers, declared["hs_code"].to_numpy(),
                    ratios, {e: ratios[e] > 0 for e in ratios})
 
     def tables(self, old: dict[str, dict[str, np.ndarray]], decay: float) -> dict[str, dict[str, np.ndarray]]:
         """The extra tables of the new version: old ones decayed plus this batch's, and
         their smoothing refitted by leave-one-out on this batch (like the coefficients)."""
-        pairs = suggest.merge_pairs(old.get(suggest.PAIRS_TABLE), suggest.count_pairs(self.pair_declared, self.pair_rectified), decay)
+        pairs = suggest.merge_pairs(old.get(suggest.PAIRS_TABLE), suggest.count_pairs(self.pair_declared, self.pair_rectified, self.pair_importers), decay)
         codes = suggest.merge_codes(old.get(suggest.CODES_TABLE), self.code_counts, decay)
         amounts = value.merge_amounts(old.get(value.AMOUNTS_TABLE), value.count_amounts(self.inspected_codes, self.ratios, self.found), decay)
         return {
             suggest.PAIRS_TABLE: pairs,
             suggest.CODES_TABLE: codes,
-            suggest.SMOOTHING_TABLE: suggest.fit_smoothing(pairs, codes, self.pair_declared, self.pair_rectified),
+            suggest.SMOOTHING_TABLE: suggest.fit_smoothing(pairs, codes, self.pair_declared, self.pair_rectified, self.pair_importers),
             value.AMOUNTS_TABLE: amounts,
             value.SMOOTHING_TABLE: value.fit_smoothing(amounts, self.inspected_codes, self.ratios, self.found),
         }
@@ -452,7 +454,7 @@ class Scorer:
             by_label = {label: probabilities[:, j] for j, label in enumerate(self.knowledge.label_ids)}
             columns[value.COLUMN] = self.recovery.expected(frame, by_label)
         if self.suggester is not None:
-            columns.update(suggest.suggestion_columns(self.suggester.suggest_all(frame["hs_code"].to_numpy())))
+            columns.update(suggest.suggestion_columns(self.suggester.suggest_all(frame["hs_code"].to_numpy(), frame["importer_id"].to_numpy())))
         return columns
 
 

@@ -4,7 +4,8 @@ SISAM "also estimates the probability of each possible correct code" (brief.md).
 teacher is the same as for the error types: the (declared, rectified) pairs of the inspected
 items whose ``hs_code`` error was found. This module is an HPB node whose *child is the
 code itself* (hpb.md, "A network, not one node"): its parent is the declared code, with the
-HS chain ``hs8 -> hs6 -> hs4 -> hs2 -> *`` as generalisations. A single parent with a chain
+HS chain ``importer with hs8 -> hs8 -> hs6 -> hs4 -> hs2 -> *`` as generalisations (the
+importer refines the line: an importer who declares one line for another keeps doing so). A single parent with a chain
 makes the lattice a path, so the prior of a pattern is simply its parent's posterior and
 Eq. 3 of hpb.md becomes, for every candidate code c::
 
@@ -58,6 +59,9 @@ log = logging.getLogger("sisam.suggest")
 
 #: Prefix lengths of the declared code, finest first: line, subheading, heading, chapter, all.
 LEVELS = (8, 6, 4, 2, 0)
+#: The finest level, below the declared line: this importer declaring this line (context
+#: ``importer/line``): an importer's habit of declaring one line for another is its own.
+IMPORTER_LEVEL = 9
 PAIRS_TABLE = "suggest_pairs"
 SMOOTHING_TABLE = "suggest_smoothing"
 CODES_TABLE = "suggest_codes"
@@ -69,19 +73,28 @@ TOP = 3
 _SPARE_CODES = TOP + 1
 
 
-def error_pairs(declared: np.ndarray, rectified: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The (declared, rectified) codes of items whose code was corrected, stripped."""
-    d = pd.Series(declared, dtype="string").str.strip().to_numpy(dtype=object)
-    r = pd.Series(rectified, dtype="string").str.strip().to_numpy(dtype=object)
+def _strings(values: np.ndarray) -> np.ndarray:
+    return pd.Series(values, dtype="string").fillna("").str.strip().to_numpy(dtype=object)
+
+
+def error_pairs(declared: np.ndarray, rectified: np.ndarray, importers: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The declared and rectified codes and the importers of items whose code was
+    corrected, stripped."""
+    d, r, i = _strings(declared), _strings(rectified), _strings(importers)
     changed = d != r
-    return d[changed], r[changed]
+    return d[changed], r[changed], i[changed]
 
 
-def count_pairs(declared: np.ndarray, rectified: np.ndarray, weight: float = 1.0) -> dict[str, np.ndarray]:
+def _importer_context(importer: str, declared: str) -> str:
+    return f"{importer}/{declared}"
+
+
+def count_pairs(declared: np.ndarray, rectified: np.ndarray, importers: np.ndarray, weight: float = 1.0) -> dict[str, np.ndarray]:
     """The ``suggest_pairs`` table of corrected pairs (``error_pairs`` output), in
     canonical order (level descending, context, code)."""
     rows: dict[tuple[int, str, str], float] = defaultdict(float)
-    for d, r in zip(declared, rectified, strict=True):
+    for d, r, i in zip(declared, rectified, importers, strict=True):
+        rows[IMPORTER_LEVEL, _importer_context(i, d), r] += weight
         for level in LEVELS:
             rows[level, d[:level], r] += weight
     return _table(rows)
@@ -144,6 +157,7 @@ class Suggester:
             self.context[int(level), str(context)][str(code)] = float(k)
         self.n = {key: sum(found.values()) for key, found in self.context.items()}
         # pairs agreeing on at least a digits: at level a, those whose code keeps the context
+        # (the importer level's contexts are no prefixes: at_least only reads levels of AGREEMENT)
         at_least = {a: sum(k for (level, context), found in self.context.items() if level == a
                            for code, k in found.items() if code[:a] == context) for a in AGREEMENT if a}
         at_least[0] = self.n.get((0, ""), 0.0)
@@ -158,8 +172,9 @@ class Suggester:
         self.popular = sorted(self.declared, key=lambda c: (-self.declared[c], c))[: _SPARE_CODES + 1]
         self.prefix_total = {key: sum(self.declared[c] for c in found) for key, found in self.by_prefix.items()}
 
-    def _chain(self, declared: str) -> list[tuple[int, str]]:
-        return [(level, declared[:level]) for level in reversed(LEVELS)]
+    def _chain(self, declared: str, importer: str | None = None) -> list[tuple[int, str]]:
+        chain = [(level, declared[:level]) for level in reversed(LEVELS)]
+        return chain if importer is None else [*chain, (IMPORTER_LEVEL, _importer_context(importer, declared))]
 
     def _agreement(self, declared: str, code: str) -> int:
         return next(a for a in AGREEMENT if declared[:a] == code[:a])
@@ -181,11 +196,12 @@ class Suggester:
             out[c] = self.pi[a] / norm * self.declared.get(c, 0.0) / mass[a] if a in mass and norm else 0.0
         return out
 
-    def posterior(self, declared: str, candidates: set[str], leave_out: str | None = None) -> dict[str, float]:
+    def posterior(self, declared: str, candidates: set[str], leave_out: str | None = None,
+                  importer: str | None = None) -> dict[str, float]:
         """P(c | declared's finest pattern) for every candidate c, the chain evaluated from
         the root down; ``leave_out`` removes one pair (declared -> leave_out) first."""
         p = self.base(declared, candidates)
-        for key in self._chain(declared)[1:]:
+        for key in self._chain(declared, importer)[1:]:
             codes = self.context.get(key)
             if codes is None:
                 continue
@@ -203,29 +219,31 @@ class Suggester:
         found.discard(declared)
         return found
 
-    def suggest(self, declared: str, top: int = TOP) -> Suggestion:
+    def suggest(self, declared: str, top: int = TOP, importer: str | None = None) -> Suggestion:
         declared = declared.strip()
         candidates = self.candidates(declared, top)
         if not candidates:
             return Suggestion((), ())
-        p = self.posterior(declared, candidates)
+        p = self.posterior(declared, candidates, importer=importer)
         total = sum(p.values())
         best = sorted(p, key=lambda c: (-p[c], c))[:top]
         return Suggestion(tuple(best), tuple(p[c] / total for c in best)) if total > 0 else Suggestion((), ())
 
-    def support(self, declared: str) -> tuple[int, str, float]:
+    def support(self, declared: str, importer: str | None = None) -> tuple[int, str, float]:
         """The finest context of the declared code's chain holding corrections: its level
-        (prefix length; 0 if only the root has any), prefix and number of corrections."""
+        (prefix length, :data:`IMPORTER_LEVEL` for the importer's own, 0 if only the root
+        has any), context and number of corrections."""
         declared = declared.strip()
-        for level, context in self._chain(declared)[::-1]:
+        for level, context in self._chain(declared, importer)[::-1]:
             n = self.n.get((level, context), 0.0)
             if n > 0 and level > 0:
                 return level, context, n
         return 0, "", self.n.get((0, ""), 0.0)
 
-    def explanation_values(self, declared: str, suggestion: Suggestion) -> dict:
+    def explanation_values(self, declared: str, importer: str, suggestion: Suggestion) -> dict:
         """What ``stake.txt`` says about an item's suggested codes (reasoning-log ready)."""
-        level, context, n = self.support(declared)
+        level, context, n = self.support(declared, importer)
+        context = declared.strip() if level == IMPORTER_LEVEL else context
         return {
             "declared": declared.strip(),
             "codes": [{"code": c, "probability": p} for c, p in zip(suggestion.codes, suggestion.probabilities, strict=True)],
@@ -234,32 +252,40 @@ class Suggester:
             "corrections": n,
         }
 
-    def suggest_all(self, declared: np.ndarray, top: int = TOP) -> list[Suggestion]:
-        """Suggestions for every item, computed once per distinct declared code."""
-        codes = pd.Series(declared, dtype="string").fillna("").str.strip()
-        unique, inverse = np.unique(codes.to_numpy(dtype=object).astype(str), return_inverse=True)
+    def suggest_all(self, declared: np.ndarray, importers: np.ndarray, top: int = TOP) -> list[Suggestion]:
+        """Suggestions for every item, computed once per distinct declared code, and once
+        per (importer, code) where that importer's corrections of that code are known."""
+        codes, who = _strings(declared).astype(str), _strings(importers).astype(str)
+        unique, inverse = np.unique(codes, return_inverse=True)
         found = [self.suggest(str(c), top) for c in unique]
-        return [found[i] for i in inverse]
+        out = [found[i] for i in inverse]
+        own: dict[tuple[str, str], Suggestion] = {}
+        for j, (c, i) in enumerate(zip(codes, who, strict=True)):
+            if (IMPORTER_LEVEL, _importer_context(i, c)) in self.context:
+                if (c, i) not in own:
+                    own[c, i] = self.suggest(c, top, importer=i)
+                out[j] = own[c, i]
+        return out
 
-    def loo_loglik(self, declared: np.ndarray, rectified: np.ndarray) -> float:
+    def loo_loglik(self, declared: np.ndarray, rectified: np.ndarray, importers: np.ndarray) -> float:
         """Leave-one-out log-likelihood of the rectified codes of pairs counted in this
         suggester, each given its declared code with itself removed from the counts."""
         total = 0.0
-        for d, r in zip(declared, rectified, strict=True):
-            p = self.posterior(d, self.candidates(d) | {r}, leave_out=r)
+        for d, r, i in zip(declared, rectified, importers, strict=True):
+            p = self.posterior(d, self.candidates(d) | {r}, leave_out=r, importer=i)
             total += math.log(max(p[r] / sum(p.values()), 1e-300))
         return total
 
 
 def fit_smoothing(pairs: Mapping[str, np.ndarray], codes: Mapping[str, np.ndarray], declared: np.ndarray,
-                  rectified: np.ndarray) -> dict[str, np.ndarray]:
+                  rectified: np.ndarray, importers: np.ndarray) -> dict[str, np.ndarray]:
     """The ``suggest_smoothing`` table: S of hpb.md's grid with the best leave-one-out
     log-likelihood over the batch's pairs (counted in ``pairs``); ties to the smaller S."""
     best_s, best = S_GRID[0], -math.inf
     suggester = Suggester(pairs, codes, S_GRID[0])
     for s in S_GRID:
         suggester.s = s
-        loglik = suggester.loo_loglik(declared, rectified)
+        loglik = suggester.loo_loglik(declared, rectified, importers)
         if loglik > best:
             best_s, best = s, loglik
     log.info("suggested codes: S = %g (leave-one-out log-likelihood %.1f over %d pairs)", best_s, best, len(declared))

@@ -25,13 +25,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     pairs = [("84818099", "84819090")] * 5 + [("84818099", "84818092")] * 2 + [("84813000", "84818099")]
     declared = np.array([p[0] for p in pairs], dtype=object)
     rectified = np.array([p[1] for p in pairs], dtype=object)
+    # one importer's own habit: the suggestions for its items of this line follow it
+    importers = np.array([world.test["importer_id"].iloc[0]] * 4 + ["someone else"] * 4, dtype=object)
     codes = world.history["hs_code"].to_numpy()
     ratios = {e: np.zeros(len(codes)) for e in value.TAX_ERRORS}
     ratios["import_duty_rate"][:40] = 0.04
     ratios["undervaluation"][40:60] = 0.12
     found = {e: r > 0 for e, r in ratios.items()}
     tables = {
-        suggest.PAIRS_TABLE: suggest.count_pairs(declared, rectified),
+        suggest.PAIRS_TABLE: suggest.count_pairs(declared, rectified, importers),
         suggest.CODES_TABLE: suggest.count_codes(codes),
         suggest.SMOOTHING_TABLE: {"S": np.array([5.0]), "loo_loglik": np.array([0.0])},
         value.AMOUNTS_TABLE: value.count_amounts(codes, ratios, found),

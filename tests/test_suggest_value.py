@@ -20,9 +20,10 @@ def _suggester(pairs: list[tuple[str, str]], declared_codes: dict[str, float], s
     d = np.array([p[0] for p in pairs], dtype=object)
     r = np.array([p[1] for p in pairs], dtype=object)
     codes = {"code": np.array(list(declared_codes), dtype=object), "n": np.array(list(declared_codes.values()))}
-    return suggest.Suggester(suggest.count_pairs(d, r), codes, s)
+    return suggest.Suggester(suggest.count_pairs(d, r, np.array(["imp"] * len(d), dtype=object)), codes, s)
 
 
+CODES_TABLE = {"code": np.array(["84818010", "84818020", "84819000"], dtype=object), "n": np.array([50.0, 30.0, 10.0])}
 CODES = {"84818010": 50.0, "84818020": 30.0, "84819000": 10.0, "84821000": 5.0, "85171200": 40.0, "85176200": 1.0}
 
 
@@ -38,6 +39,13 @@ def test_suggestions_follow_the_pairs_then_the_hierarchy_then_all_declarations()
     assert unseen.codes[0] == "84819000" and "84818020" not in unseen.codes
     # a chapter with no pair at all: the most declared neighbours, nearest first
     assert s.suggest("84821000").codes[0] in {"84818010", "84818020"}
+    # an importer's own corrections of a line come first for its items, not for others'
+    d = np.array(["84818010"] * 6, dtype=object)
+    r = np.array(["84818020"] * 4 + ["84819000"] * 2, dtype=object)
+    own = suggest.Suggester(suggest.count_pairs(d, r, np.array(["x"] * 4 + ["y"] * 2, dtype=object)), CODES_TABLE, 1.0)
+    assert own.suggest_all(np.array(["84818010"] * 3, dtype=object), np.array(["x", "y", "z"], dtype=object))[1].codes[0] == "84819000"
+    assert own.suggest("84818010", importer="x").codes[0] == own.suggest("84818010").codes[0] == "84818020"
+    assert own.support("84818010", "y") == (suggest.IMPORTER_LEVEL, "y/84818010", 2.0)
     # the root: 4 pairs agree on 6 digits, 3 on 4 (8481 and 8517), add-one smoothed over 4 levels
     assert s.pi == {6: (4 + 1) / (7 + 4), 4: (3 + 1) / (7 + 4), 2: (0 + 1) / (7 + 4), 0: (0 + 1) / (7 + 4)}
 
@@ -46,13 +54,14 @@ def test_smoothing_is_chosen_by_leave_one_out_and_pairs_merge_with_decay():
     pairs = [("84818010", "84818020")] * 6 + [("84818020", "84818010")] * 3
     d = np.array([p[0] for p in pairs], dtype=object)
     r = np.array([p[1] for p in pairs], dtype=object)
-    table = suggest.count_pairs(d, r)
+    importers = np.array(["a"] * 5 + ["b"] * 4, dtype=object)
+    table = suggest.count_pairs(d, r, importers)
     codes = suggest.count_codes(np.array(list(CODES), dtype=object))
-    fitted = suggest.fit_smoothing(table, codes, d, r)
+    fitted = suggest.fit_smoothing(table, codes, d, r, importers)
     best = fitted["S"][0]
     assert best in S_GRID
-    assert all(suggest.Suggester(table, codes, best).loo_loglik(d, r) >= suggest.Suggester(table, codes, s).loo_loglik(d, r)
-               for s in S_GRID)
+    assert all(suggest.Suggester(table, codes, best).loo_loglik(d, r, importers)
+               >= suggest.Suggester(table, codes, s).loo_loglik(d, r, importers) for s in S_GRID)
     merged = suggest.merge_pairs(table, table, 0.5)
     assert np.allclose(merged["k"], 1.5 * table["k"]) and list(merged["code"]) == list(table["code"])
     assert suggest.merge_codes(codes, codes, 0.5)["n"].tolist() == [1.5] * len(CODES)
