@@ -118,22 +118,24 @@ _QUIET_OPTION = click.option("--quiet", is_flag=True, help="No progress on stder
 @click.option("--spark-master", help="Spark master, e.g. local[2] or yarn (default: spark-submit's or spark-defaults.conf's).")
 @click.option("--spark-conf", "spark_conf", multiple=True, metavar="KEY=VALUE", help="A Spark setting (repeatable).")
 @click.option("--spark-counts", type=click.Path(file_okay=False, path_type=Path), help="Keep Spark's Parquet count tables in this folder (default: a temporary folder, removed).")
+@click.option("--keep-coefficients", is_flag=True, help="With --update: add the counts, keep the current coefficients (a daily batch is too small to refit them).")
 @_KNOWLEDGE_OPTION
 @_QUIET_OPTION
 @_domain_errors
-def learn(declarations, rectified, kb_dir, update, half_life_days, overwrite, fit_sample, seed, engine, chunk_rows, spark_master, spark_conf, spark_counts, knowledge, quiet) -> None:
+def learn(declarations, rectified, kb_dir, update, half_life_days, overwrite, fit_sample, seed, engine, chunk_rows, spark_master, spark_conf, spark_counts, keep_coefficients, knowledge, quiet) -> None:
     """Learn pattern counts and coefficients into a knowledge base (or add a batch with --update)."""
     from sisam.knowledge import load_knowledge
     from sisam.model import learn as learn_kb
 
-    if half_life_days is not None and not update:
-        raise click.UsageError("--half-life only applies with --update")
+    if (half_life_days is not None or keep_coefficients) and not update:
+        raise click.UsageError("--half-life and --keep-coefficients only apply with --update")
     summary = learn_kb(
         declarations, rectified, kb_dir,
         knowledge=load_knowledge(knowledge), update=update, half_life_days=half_life_days,
         overwrite=overwrite, fit_sample=fit_sample, seed=seed, engine=engine, chunk_rows=chunk_rows,
         spark_master=spark_master, spark_conf=dict(_pair(v, "--spark-conf") for v in spark_conf),
         spark_work_dir=spark_counts, progress=_progress(quiet),
+        keep_coefficients=keep_coefficients,
     )  # fmt: skip
     click.echo(str(summary))
 

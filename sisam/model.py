@@ -154,13 +154,23 @@ def learn(
     spark_conf: dict[str, str] | None = None,
     spark_work_dir: Path | None = None,
     progress: Progress = _quiet,
+    keep_coefficients: bool = False,
 ) -> LearnSummary:
     """Learn a knowledge base from a history (or, with ``update``, add a batch to it).
 
     ``engine="local"`` counts the history ``chunk_rows`` items at a time in this process
     (``sisam.history``); ``engine="spark"`` counts it on Spark (``sisam.spark``, master
     ``spark_master``, settings ``spark_conf``, count tables kept in ``spark_work_dir``). Both give the same
-    counts and the same fitting sample, hence the same knowledge base."""
+    counts and the same fitting sample, hence the same knowledge base.
+
+    With ``update`` and ``keep_coefficients`` the batch's counts are added and the current
+    version's coefficients kept, not refitted: a day's batch holds a few dozen inspected
+    items, too few to choose 31 labels' S, d and dnet by leave-one-out (a daily refit on
+    them costs a third of the recall or more, ``benchmarks/bench_drift.py``); refit on a
+    larger batch (a month) from time to time instead."""
+    if keep_coefficients and not update:
+        raise SisamError(f"{kb_dir}: keeping coefficients needs a knowledge base to keep them from: "
+                         "expected update=True (--update) with keep_coefficients (--keep-coefficients)")
     start = time.perf_counter()
     knowledge = knowledge or load_knowledge()
     plans = factor_plans(knowledge)
@@ -198,17 +208,24 @@ def learn(
         counts = {name: merge(current.counts[name].scaled(decay), batch_counts[name]) for name in plans}
         parent_version = current.version
         tables = extra.tables(current.tables, decay)
+        kept = (FittedCoefficients(current.coefficients, current.network_coefficients)
+                if keep_coefficients else None)
         del current
     else:
         counts = batch_counts
         tables = extra.tables({}, 1.0)
+        kept = None
     if len(inspected_labels) == 0:
         raise SisamError(
             f"{rectified}: no inspected item to learn from: expected rectified rows for some "
             f"items of {declarations}; got none"
         )
-    fit = _fit(knowledge, plans, counts, inspected_keys, inspected_labels, fit_sample, seed)
-    progress("fitted coefficients by leave-one-out")
+    if kept is not None:
+        fit = kept
+        progress("kept the current coefficients")
+    else:
+        fit = _fit(knowledge, plans, counts, inspected_keys, inspected_labels, fit_sample, seed)
+        progress("fitted coefficients by leave-one-out")
     factors_meta = {
         name: kb.FactorMeta(name, tuple(a.name for a in plan.attributes), plan.level_counts, plan.salt)
         for name, plan in plans.items()

@@ -11,6 +11,7 @@ import pytest
 
 from sisam import kb, suggest, value
 from sisam.engine.fit import S_GRID
+from sisam.errors import SisamError
 from sisam.knowledge import load_knowledge
 from sisam.model import Scorer, learn
 from sisam.synth import generate_world
@@ -137,6 +138,17 @@ def test_learn_stores_the_tables_update_merges_them_and_scores_carry_the_columns
     n_pairs = v2.tables[suggest.PAIRS_TABLE]["k"][v2.tables[suggest.PAIRS_TABLE]["level"] == 0].sum()
     declared = history.merge(rectified, on=["declaration_id", "item_no"], suffixes=("", "_r"))
     assert 0 < n_pairs <= (declared["hs_code"] != declared["hs_code_r"]).sum()
+
+    # a daily batch too small to refit: counts added, coefficients kept bit for bit
+    learn(tmp_path / "second.parquet", tmp_path / "second-rect.parquet", tmp_path / "kb", knowledge=knowledge,
+          update=True, half_life_days=30.0, keep_coefficients=True)
+    v3 = kb.open_version(tmp_path / "kb")
+    assert v3.version == v2.version + 1 and v3.counts[next(iter(v3.counts))].n.sum() > v2.counts[next(iter(v2.counts))].n.sum()
+    for factor, coefficients in v2.coefficients.items():
+        assert all(np.array_equal(coefficients[c], v3.coefficients[factor][c]) for c in coefficients)
+    assert np.array_equal(v2.network_coefficients["dnet"], v3.network_coefficients["dnet"])
+    with pytest.raises(SisamError, match="keeping coefficients needs a knowledge base"):
+        learn(tmp_path / "first.parquet", tmp_path / "first-rect.parquet", tmp_path / "other", keep_coefficients=True)
 
     scorer = Scorer(v2, knowledge)
     test = pd.read_parquet(small_world / "test.parquet")
