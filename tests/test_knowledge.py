@@ -76,7 +76,7 @@ def _edit(folder: Path, name: str, old: str, new: str) -> None:
         ("attributes.toml", 'column = "broker_id"', 'column = "broker"', "column 'broker' is not a contract column"),
         ("attributes.toml", 'levels = ["log2band:1", "log2band:3"]', 'levels = ["prefix:2"]', "level 'prefix:2' does not apply to a numeric attribute"),
         ("networks.toml", 'attributes = ["broker", "office", "transport_mode"]', 'attributes = ["broker", "ofice", "transport_mode"]', "unknown attribute 'ofice' (did you mean 'office'?)"),
-        ("networks.toml", '[network.incoterm]\nfactors = ["declarant", "sale_terms", "incoterm_consistency"]', '[network.incoterm]\nfactors = ["declarant", "sale_term", "incoterm_consistency"]', "unknown factor 'sale_term' (did you mean 'sale_terms'?)"),
+        ("networks.toml", '[network.incoterm]\nfactors = ["declarant", "sale_terms", "trade_consistency"]', '[network.incoterm]\nfactors = ["declarant", "sale_term", "trade_consistency"]', "unknown factor 'sale_term' (did you mean 'sale_terms'?)"),
         ("networks.toml", "[network.fx_coverage]", "[network.fx_cover]", "[network.fx_cover]: unknown error type"),
         ("networks.toml", 'attributes = ["hs_code", "importer", "origin", "office"]', 'attributes = ["hs_code", "importer", "origin", "office", "goods_value_band"]', "unknown attribute 'goods_value_band'"),
         ("attributes.toml", 'levels = ["log2band:1", "log2band:3"]', 'levels = ["log2band:0", "log2band:3"]', "expected log2band:W with W a positive number"),
@@ -104,7 +104,7 @@ def test_oversized_lattice_is_refused(knowledge_copy: Path):
 
 
 def test_missing_network_and_unused_factor(knowledge_copy: Path):
-    _edit(knowledge_copy, "networks.toml", '[network.currency]\nfactors = ["declarant", "sale_terms", "currency_consistency"]\n', "")
+    _edit(knowledge_copy, "networks.toml", '[network.currency]\nfactors = ["declarant", "sale_terms", "trade_consistency"]\n', "")
     with pytest.raises(KnowledgeError, match=r"no network for error type.s. currency"):
         load_knowledge(knowledge_copy)
 

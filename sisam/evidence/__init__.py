@@ -27,11 +27,13 @@ module with a plain-Python twin, like ``sisam.engine``): subclass
   the key and must be equal wherever two batches share it. Design tables so that adding
   two batches' tables gives the tables of both (``base.merge_tables``);
 - ``prepare(tables) -> Any``: indexes and derived arrays, built once per version;
-- ``bands(prepared, frame, own_rows_counted=...) -> object[n]`` of band strings;
+- ``bands(prepared, frame, own_rows_counted=..., encoder=None)`` -> band strings, an
+  object array or a ``pd.Categorical`` (cheaper to key); ``encoder`` is an ``Encoder`` of
+  ``frame`` shared by every model (level codes computed once);
   with ``own_rows_counted`` the frame's rows are in the tables (learning) and each must be
   banded as if it were not (leave-one-out), else history items look usual and bands would
   mean one thing at learning and another at scoring;
-- ``facts(prepared, frame, own_rows_counted=...) -> list[dict]``: JSON-ready facts per row
+- ``facts(prepared, frame, own_rows_counted=..., encoder=None) -> list[dict]``: JSON-ready facts per row
   (at least model, kind, serves, band) for explanations and the reasoning log.
 
 and register the class in ``KINDS`` below. Band strings should be coarsenable by
@@ -54,6 +56,7 @@ from typing import Any
 
 import pandas as pd
 
+from sisam.encoding import Encoder
 from sisam.evidence.base import (
     EvidenceModel,
     EvidenceTables,
@@ -170,8 +173,9 @@ def add_evidence_columns(
     if not models:
         return frame
     prepared = tables if isinstance(tables, PreparedEvidence) else PreparedEvidence(models, tables)
+    encoder = Encoder(frame)
     columns = {
-        model.column: model.bands(prepared.prepared[name], frame, own_rows_counted=own_rows_counted)
+        model.column: model.bands(prepared.prepared[name], frame, own_rows_counted=own_rows_counted, encoder=encoder)
         for name, model in models.items()
     }
     return frame.assign(**columns)
@@ -179,8 +183,9 @@ def add_evidence_columns(
 
 def evidence_facts(prepared: PreparedEvidence, frame: pd.DataFrame, *, own_rows_counted: bool = False) -> list[list[dict[str, Any]]]:
     """Per row of ``frame``, the facts of every model (catalog order)."""
+    encoder = Encoder(frame)
     per_model = [
-        model.facts(prepared.prepared[name], frame, own_rows_counted=own_rows_counted)
+        model.facts(prepared.prepared[name], frame, own_rows_counted=own_rows_counted, encoder=encoder)
         for name, model in prepared.models.items()
     ]
     return [[facts[i] for facts in per_model] for i in range(len(frame))]

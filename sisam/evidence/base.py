@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
+    from sisam.encoding import Encoder
     from sisam.knowledge import Attribute, EvidenceSpec, Knowledge
 
 #: One table: named columns of equal length; ``key`` (uint64, sorted, unique) first.
@@ -81,12 +82,18 @@ class EvidenceModel(ABC):
         built once per knowledge-base version."""
 
     @abstractmethod
-    def bands(self, prepared: Any, frame: pd.DataFrame, *, own_rows_counted: bool) -> np.ndarray:
-        """object[n] band strings, one per row of ``frame``. With ``own_rows_counted`` the
+    def bands(
+        self, prepared: Any, frame: pd.DataFrame, *, own_rows_counted: bool, encoder: Encoder | None = None
+    ) -> np.ndarray | pd.Categorical:
+        """Band strings, one per row of ``frame`` (object array, or a ``pd.Categorical``,
+        which is cheaper to key: few distinct bands among many items). ``encoder``, an
+        ``Encoder`` of ``frame`` shared by all models, saves recomputing level codes. With ``own_rows_counted`` the
         rows were counted in the tables and each is banded as if it had not been."""
 
     @abstractmethod
-    def facts(self, prepared: Any, frame: pd.DataFrame, *, own_rows_counted: bool) -> list[dict[str, Any]]:
+    def facts(
+        self, prepared: Any, frame: pd.DataFrame, *, own_rows_counted: bool, encoder: Encoder | None = None
+    ) -> list[dict[str, Any]]:
         """Per row of ``frame``, JSON-ready facts behind its band, for explanations and the
         reasoning log: at least ``model``, ``kind``, ``band``, ``serves``."""
 

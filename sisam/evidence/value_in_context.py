@@ -53,6 +53,7 @@ from sisam.engine.counting import count_factor
 from sisam.engine.hashtable import KeyIndex, build_index
 from sisam.engine.keys import SHAPE_BITS, factor_keys
 from sisam.engine.lattice import MAX_SHAPES, Lattice, build_lattice
+from sisam.engine.levels import mix64
 from sisam.evidence.base import EvidenceModel, ModelTables
 from sisam.evidence.context_kernels import value_in_context
 from sisam.knowledge import Attribute, EvidenceSpec, Knowledge
@@ -63,7 +64,7 @@ DEFAULT_CALIBRATION = 1.0
 SURPRISE_FLOORS = (0.20, 0.05, 0.01)
 #: Upper bounds of N_W of support bands 1, 2 (0: never seen; 3 above the last).
 SUPPORT_CEILINGS = (9.0, 99.0)
-_BANDS = np.array([f"s{s}n{n}" for s in range(5) for n in range(4)], dtype=object)
+_BANDS = [f"s{s}n{n}" for s in range(5) for n in range(4)]
 
 
 @dataclass(frozen=True)
@@ -196,19 +197,40 @@ class ValueInContext(EvidenceModel):
         texts = dict(zip(tables["values"]["key"].tolist(), tables["values"]["text"].tolist(), strict=True))
         return Prepared(build_index(keys), keys, n, top1, top2, mode, grouped, n[order], value[order], texts)
 
-    def _run(self, prepared: Prepared, frame: pd.DataFrame, own_rows_counted: bool) -> tuple[_Outputs, np.ndarray, np.ndarray]:
-        keys, codes = self._keys(Encoder(frame))
-        size = len(frame)
+    def _run(
+        self, prepared: Prepared, frame: pd.DataFrame, own_rows_counted: bool, encoder: Encoder | None
+    ) -> tuple[_Outputs, np.ndarray, np.ndarray, np.ndarray]:
+        """The kernel's outputs per distinct full pattern, the row -> pattern index, and
+        the patterns' keys and field codes.
+
+        Rows with the same full pattern (finest context and value) have the same values
+        at every coarser level, hence the same outputs, with or without leave-one-out (a
+        row's own count is the same for all of them): keys are made and the kernel runs
+        once per distinct full pattern, a few thousand among hundreds of thousands of
+        items. Rows are grouped by a 64-bit fold of their finest codes, the way pattern
+        keys are made (``engine.keys``), with the same odds of two patterns sharing one."""
+        encoder = encoder if encoder is not None else Encoder(frame)
+        finest = [encoder.codes(a)[:, 0] for a in self.attributes]
+        folded = np.full(len(frame), np.uint64(len(finest)))
+        for codes in finest:
+            folded = mix64(folded ^ codes)
+        distinct, uniques = pd.factorize(folded)
+        first = np.empty(uniques.size, dtype=np.int64)
+        first[distinct[::-1]] = np.arange(distinct.size - 1, -1, -1)  # each pattern's first row
+        codes = [encoder.codes(a)[first] for a in self.context] + [encoder.codes(self.field)[first, :1]]
+        keys = factor_keys(self.column, codes, self.lattice)
+        field_codes = np.ascontiguousarray(codes[-1][:, 0])
+        size = first.size
         out = _Outputs(np.empty(size), np.empty(size, np.int64), np.empty(size), np.empty(size), np.empty(size),
                        np.empty(size, np.bool_))
         value_in_context(
             keys, self.value_shape, self.context_shape, self.context_lattice.parents,
             self.context_lattice.n_parents, prepared.index.slot_keys, prepared.index.slot_rows,
-            prepared.N, prepared.top1, prepared.top2, prepared.mode, codes,
+            prepared.N, prepared.top1, prepared.top2, prepared.mode, field_codes,
             1.0 if own_rows_counted else 0.0, self.smoothing, self.calibration,
             out.lo, out.used, out.n_used, out.nv_used, out.n_full, out.modal,
         )  # fmt: skip
-        return out, keys, codes
+        return out, distinct, keys, field_codes
 
     @staticmethod
     def _band_index(out: _Outputs) -> np.ndarray:
@@ -217,17 +239,25 @@ class ValueInContext(EvidenceModel):
         support = np.where(out.n_full > 0, 1 + np.searchsorted(np.array(SUPPORT_CEILINGS), out.n_full), 0)
         return surprise * 4 + support
 
-    def bands(self, prepared: Prepared, frame: pd.DataFrame, *, own_rows_counted: bool) -> np.ndarray:
-        out, _, _ = self._run(prepared, frame, own_rows_counted)
-        return _BANDS[self._band_index(out)]
+    def bands(
+        self, prepared: Prepared, frame: pd.DataFrame, *, own_rows_counted: bool, encoder: Encoder | None = None
+    ) -> pd.Categorical:
+        out, distinct, _, _ = self._run(prepared, frame, own_rows_counted, encoder)
+        # categorical: the pattern keys' level codes then hash 20 strings, not one per item
+        return pd.Categorical.from_codes(self._band_index(out)[distinct], categories=_BANDS)
 
-    def facts(self, prepared: Prepared, frame: pd.DataFrame, *, own_rows_counted: bool) -> list[dict[str, Any]]:
-        out, keys, codes = self._run(prepared, frame, own_rows_counted)
+    def facts(
+        self, prepared: Prepared, frame: pd.DataFrame, *, own_rows_counted: bool, encoder: Encoder | None = None
+    ) -> list[dict[str, Any]]:
+        found, distinct, found_keys, found_codes = self._run(prepared, frame, own_rows_counted, encoder)
+        out = _Outputs(*(column[distinct] for column in (found.lo, found.used, found.n_used, found.nv_used,
+                                                         found.n_full, found.modal)))
+        keys, codes = found_keys[distinct], found_codes[distinct]
         loo = 1.0 if own_rows_counted else 0.0
         declared = _texts(frame[self.field.column], self.field)
         context_values = [_level_texts(frame[a.column], a) for a in self.context]
         band_index = self._band_index(out)
-        bands = _BANDS[band_index]
+        bands = np.array(_BANDS, dtype=object)[band_index]
         numeric = self.field.type == "numeric"
         facts = []
         for i in range(len(frame)):
