@@ -166,7 +166,7 @@ def learn(
     With ``update`` and ``keep_coefficients`` the batch's counts are added and the current
     version's coefficients kept, not refitted: a day's batch holds a few dozen inspected
     items, too few to choose 31 labels' S, d and dnet by leave-one-out (a daily refit on
-    them costs a third of the recall or more, ``benchmarks/bench_drift.py``); refit on a
+    them costs a quarter to a third of the recall, ``benchmarks/results/drift*.md``); refit on a
     larger batch (a month) from time to time instead."""
     if keep_coefficients and not update:
         raise SisamError(f"{kb_dir}: keeping coefficients needs a knowledge base to keep them from: "
