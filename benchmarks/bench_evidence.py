@@ -7,8 +7,12 @@ neither counted nor banded), plus any ``--variant NAME=DIR`` folders; every test
 scored by each and measured against the world's truth (every error of every test item):
 recall at 1 % and 5 % per error type and pooled over the 30 (``sisam.metrics``).
 Scoring throughput: ``Scorer.probabilities`` over the test items repeated ``--repeat``
-times, the variants interleaved run by run so that they share the machine's load; medians
-of ``--runs`` runs, wall-clock and process CPU time.
+times, in calls of ``--batch`` items, the variants interleaved run by run so that they
+share the machine's load; medians of ``--runs`` runs, wall-clock and process CPU time.
+The batch matters: the scorer holds one float64[batch, labels] array per factor, and on
+this shared machine filling more than ~400 MB of fresh memory in one call slows every
+further page by ~8x (transparent huge pages compacted on demand), which a catalog with
+more factors reaches sooner; ``--batch 200000`` shows that effect.
 
     PYTHONPATH=. python benchmarks/bench_evidence.py [--items 200000] [--seed 7]
 
@@ -51,6 +55,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--batch", type=int, default=50_000,
+                        help="items per Scorer.probabilities call (sisam score passes 200,000)")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=DIR")
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=RESULTS / "evidence")
@@ -92,7 +98,8 @@ def main() -> None:
     for _ in range(args.runs):
         for name, scorer in scorers.items():
             c, t = time.process_time(), time.perf_counter()
-            scorer.probabilities(items)
+            for start in range(0, len(items), args.batch):
+                scorer.probabilities(items.iloc[start : start + args.batch])
             wall[name].append(time.perf_counter() - t)
             cpu[name].append(time.process_time() - c)
     base = "without evidence"
@@ -103,7 +110,9 @@ def main() -> None:
                       "runs_wall_s": wall[n], "runs_cpu_s": cpu[n]} for n in scorers}
     result = {
         "benchmark": "consistency evidence: recall and scoring throughput with and without it",
-        "command": "PYTHONPATH=. python benchmarks/bench_evidence.py " + " ".join(f"--variant {v}" for v in args.variant),
+        "command": f"PYTHONPATH=. python benchmarks/bench_evidence.py --batch {args.batch} --runs {args.runs} "
+                   + " ".join(f"--variant {v}" for v in args.variant),
+        "batch": args.batch,
         "world": {"items": args.items, "seed": args.seed, "test_items": len(test),
                   "test_errors": {e: int(y.sum()) for e, y in zip(errors, positives, strict=True)}},
         "learning": learning,
