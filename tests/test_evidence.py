@@ -258,3 +258,38 @@ def test_golden_consistency_sentences(models, lang: str):
     if os.environ.get("SISAM_REGENERATE_GOLDEN") == "1":
         golden.write_text(text, encoding="utf-8")
     assert text == golden.read_text(encoding="utf-8"), f"regenerate {golden} with SISAM_REGENERATE_GOLDEN=1 if intended"
+
+
+def test_learn_update_adds_the_batch_evidence_to_the_knowledge_base(world: Path, tmp_path: Path):
+    """learn, then learn --update with a second batch: the evidence tables are the first
+    batch's decayed by the half-life plus the second's, as the factor counts are."""
+    from sisam.contract import KEY
+    from sisam.declarations import read_declarations
+    from sisam.model import learn
+    from sisam.tables import write_table
+
+    history = read_declarations(world / "history.parquet")
+    rectified = pd.read_parquet(world / "rectified.parquet")
+    cut = history["date"].sort_values().iloc[len(history) // 2]
+    paths = {}
+    for name, part in (("first", history[history["date"] < cut]), ("second", history[history["date"] >= cut])):
+        keys = part[list(KEY)].drop_duplicates()
+        paths[name] = (tmp_path / f"{name}.parquet", tmp_path / f"{name}-rectified.parquet")
+        write_table(part, paths[name][0])
+        write_table(rectified.merge(keys, on=list(KEY)), paths[name][1])
+    knowledge = load_knowledge()
+    learn(*paths["first"], tmp_path / "kb", knowledge=knowledge)
+    first = kb.open_version(tmp_path / "kb")
+    learn(*paths["second"], tmp_path / "kb", knowledge=knowledge, update=True, half_life_days=30.0)
+    second = kb.open_version(tmp_path / "kb")
+    decay = second.record.decay_factor
+    assert 0.0 < decay < 1.0
+    models = evidence_models(knowledge)
+    batch = count_evidence(models, read_declarations(paths["second"][0]))
+    expected = merge_evidence(from_kb_tables(first.tables), batch, decay)
+    got = from_kb_tables(second.tables)
+    assert got.keys() == expected.keys() == set(models)
+    for model, by_table in expected.items():
+        for table, columns in by_table.items():
+            for column, values in columns.items():
+                assert np.array_equal(got[model][table][column], values), (model, table, column)
