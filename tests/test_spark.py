@@ -38,14 +38,15 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("world")
-    generate_world(4_000, 60, 9, out, test_days=10)
+    generate_world(2_500, 60, 9, out, test_days=10)
     return out
 
 
 def test_spark_learns_and_updates_what_local_learns(world: Path, tmp_path: Path) -> None:
     history, rectified = world / "history.parquet", world / "rectified.parquet"
     knowledge = load_knowledge()
-    spark_options = {"engine": "spark", "spark_master": "local[2]"}
+    # one shuffle partition: a tiny world, and fewer tasks keep the test short
+    spark_options = {"engine": "spark", "spark_master": "local[2]", "spark_conf": {"spark.sql.shuffle.partitions": "1"}}
     kbs = {}
     for name, options in (("local", {}), ("spark", spark_options)):
         learn(history, rectified, tmp_path / name, fit_sample=400, seed=3, **options)
