@@ -294,7 +294,8 @@ def _gib(n: float) -> str:
 
 
 def report(results: dict) -> str:
-    lines = ["# Scale: 1, 5 and 20 million items", "",
+    sizes = sorted({k.split("/")[0] for k in results["learn"]}, key=lambda k: int(k.rstrip("m")))
+    lines = [f"# Scale: {', '.join(sizes)} items (m: millions of one-million-item worlds)", "",
              f"Machine: {results['machine']['platform']}, {results['machine']['cpus']} cores (shared with the "
              f"team), {_gib(results['machine']['memory_bytes'])}. Histories: N one-million-item worlds laid end "
              "to end (`benchmarks/bench_scale.py` says why and how). Commands are in `scale.json`.", "",
@@ -302,6 +303,7 @@ def report(results: dict) -> str:
              "Wall times were taken on a machine shared with several developers running tests and benchmarks "
              "at the same time (load average 6 to 8 on its 2 cores): they overstate what an idle machine needs, "
              "by up to four times where CPU seconds were also measured.", "",
+             *([results["not_run"], ""] if "not_run" in results else []),
              "## Learning", "",
              "| history | engine | items | inspected | patterns | wall s | CPU s | peak RSS (process tree) | KB file | bytes/pattern |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -312,8 +314,17 @@ def report(results: dict) -> str:
                      f"{_gib(v['peak_rss_bytes'])} | {v['kb_file_bytes'] / 2**20:,.0f} MiB | {v['kb_file_bytes'] / v['patterns']:.1f} |")
     same = [k.split("/")[0] for k in results["learn"] if k.endswith("/spark") and k.replace("spark", "local") in results["learn"]
             and results["learn"][k]["content_hash"] == results["learn"][k.replace("spark", "local")]["content_hash"]]
-    lines += ["", f"Spark and local knowledge bases identical (content hash) at: {', '.join(same) or 'none compared'}.", ""]
+    lines += ["", f"Spark and local knowledge bases identical (content hash) at: {', '.join(same) or 'none compared'}."]
+    for size, note in results.get("parity_notes", {}).items():
+        lines.append(f"At {size}: {note}")
+    lines.append("")
     for key, v in results["learn"].items():
+        if key.endswith("/local"):
+            counted = [t for t, line in v["progress"] if line.startswith("counted ") and line.endswith(" items")]
+            fitted = next((t for t, line in v["progress"] if line.startswith("fitted")), None)
+            if counted and fitted:
+                lines.append(f"- {key}: evidence and counting done at {counted[-1]} s, fitting the coefficients "
+                             f"{fitted - counted[-1]:.1f} s, publishing {v['seconds'] - fitted:.1f} s.")
         if key.endswith("/spark"):
             counted = next((t for t, line in v["progress"] if line.startswith("counted on Spark")), None)
             lines.append(f"- {key}: counting on Spark {counted} s, then reading the count tables, fitting and "
