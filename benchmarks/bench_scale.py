@@ -329,6 +329,10 @@ def report(results: dict) -> str:
             counted = next((t for t, line in v["progress"] if line.startswith("counted on Spark")), None)
             lines.append(f"- {key}: counting on Spark {counted} s, then reading the count tables, fitting and "
                          f"publishing on the driver {v['seconds'] - counted:.1f} s.")
+    for key, v in results.get("quiet_reruns", {}).items():
+        lines.append(f"- {key}, rerun once the machine was quiet (load average about 1): {v['seconds']} s wall, "
+                     f"{v['cpu_seconds']} s CPU, peak {_gib(v['peak_rss_bytes'])} (reached {v['peak_at_seconds']} s "
+                     f"in, {v['peak_phase']}); {v['phases']}.")
     lines += ["", "## Scoring", "",
               "| history | knowledge base | items scored | wall s | CPU s | items/s (wall) | peak RSS | same scores |",
               "|---|---|---:|---:|---:|---:|---:|---|"]
