@@ -41,8 +41,9 @@ import pandas as pd
 from sisam import kb
 from sisam.encoding import Encoder, factor_plans
 from sisam.engine.counting import count_factor
+from sisam.evidence import kb_tables
 from sisam.knowledge import Knowledge, load_knowledge
-from sisam.model import Scorer
+from sisam.model import Scorer, learn_evidence
 from sisam.pgmpy_adapter import Oracle, export_network, item_evidence
 
 REQUIRED_RATIO = 1_000
@@ -63,6 +64,15 @@ VALUES: dict[str, list[object]] = {
     "customs_value_usd": [1234.5, 98765.25],
     "tax_regime": ["1", "2"],
     "preferential_claim": ["", None],
+    # The evidence models' own columns, which the derived attributes read: one value each,
+    # so that the "any" network's table stays enumerable (two would make it 6.3M cells).
+    "pis_rate": [2.1],
+    "cofins_rate": [9.65],
+    "import_duty_rate": [14.0],
+    "ipi_rate": [5.0],
+    "acquisition_country": ["CN"],
+    "unit": ["KG"],
+    "related_party": ["N"],
 }
 
 
@@ -76,7 +86,8 @@ def tiny_world(knowledge: Knowledge, n: int, seed: int) -> tuple[pd.DataFrame, S
     labels[:, -1] = labels[:, :-1].max(axis=1)
     labels[rng.random(n) < 1 / 3] = -1
     plans = factor_plans(knowledge)
-    encoder = Encoder(frame)
+    counted, evidence = learn_evidence(knowledge, frame, None, 1.0)
+    encoder = Encoder(counted)
     version = kb.KnowledgeBaseVersion(
         version=1,
         path=Path("in-memory"),
@@ -94,6 +105,7 @@ def tiny_world(knowledge: Knowledge, n: int, seed: int) -> tuple[pd.DataFrame, S
         history=(),
         content_hash="",
         catalog_hash=knowledge.hash,
+        tables=kb_tables(evidence),
     )
     return frame, Scorer(version, knowledge)
 
