@@ -66,3 +66,10 @@ def test_lightgbm_and_logistic_rank_the_risky_combination_first():
         p = peer.fit_predict(frame, y, test, seed=1)
         assert p.shape == (3,) and ((p > 0) & (p < 1)).all()
         assert p[0] > p[1], peer.name
+
+
+def test_an_unseen_value_is_no_evidence():
+    train = pd.DataFrame({"a": ["x"] * 50 + ["y"] * 50})
+    y = np.array([1] * 5 + [0] * 95)
+    p = NaiveBayes().fit_predict(train, y, pd.DataFrame({"a": ["new"]}))
+    assert p[0] == pytest.approx((5 + 1) / (100 + 2))

@@ -19,8 +19,8 @@ first. ``probabilistic`` peers return probabilities (their log loss is reported)
   card(x) * card(parent) * 2 cells (8e8 for importer given exporter); posteriors of a
   tree-structured network given every attribute are exact products, and a test
   (tests/test_bench_peers.py) checks them against pgmpy's own ``predict_probability``.
-  pgmpy's tables have no state for a value unseen in training; here it has a count of
-  zero, i.e. it carries no evidence.
+  pgmpy's tables have no state for a value unseen in training; here such a value carries
+  no evidence (its term is left out; K2's 1 / (n(class) + K) would favour the rare class).
 * ``LightGBM``: gradient boosting with LightGBM's native categorical splits (fixed
   parameters below, no tuning on the test data); unseen values are missing values.
 * ``LogisticTargetEncoding``: scikit-learn's cross-fitted ``TargetEncoder`` then logistic
@@ -126,6 +126,9 @@ def _log_conditional(child: np.ndarray, parent: np.ndarray | None, c: np.ndarray
         out[:, cls] = np.log(_sparse_count(joint_keys, joint_n, parent_test * (k_child + 1) + child_test) + 1.0) - np.log(
             _sparse_count(parent_keys, parent_n, parent_test) + k_child
         )
+    # An unseen value is no evidence: K2's 1 / (n(class) + K) would otherwise favour the
+    # rare class for every value never seen (pgmpy has no state for it at all).
+    out[child_test == k_child] = 0.0
     return out
 
 
