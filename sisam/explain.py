@@ -305,6 +305,11 @@ def hide_facts(facts: Mapping[str, Any], knowledge: Knowledge, lang: str, pseudo
         return parts_values(found, knowledge, lang, pseudonymise)
 
     out = dict(facts)
+    if facts["kind"] == "novelty":
+        # the pairs seen for the first time, each named by its companion's noun
+        out["new"] = [{"noun": knowledge.attributes[c["attribute"]].noun[lang], "value": hide(c["value"])}
+                      for c in facts["companions"] if c["first_time"]]
+        return out
     field = knowledge.attributes[facts["field"]]
     out["noun"] = field.noun[lang]
     if facts["numeric"]:

@@ -64,11 +64,12 @@ from sisam.evidence.base import (
     check_table,
     merge_tables,
 )
+from sisam.evidence.novelty import Novelty
 from sisam.evidence.value_in_context import ValueInContext
 from sisam.knowledge import Knowledge
 
 #: kind -> class: the evidence kinds a catalog may use.
-KINDS: dict[str, type[EvidenceModel]] = {ValueInContext.kind: ValueInContext}
+KINDS: dict[str, type[EvidenceModel]] = {ValueInContext.kind: ValueInContext, Novelty.kind: Novelty}
 
 __all__ = [
     "KINDS",

@@ -1,0 +1,97 @@
+"""Evidence kinds of issue 6: recall with and without each kind, for the errors it serves.
+
+One synthetic world (``sisam generate``'s defaults: 200,000 items, seed 7), learnt under
+the shipped catalog and, in the same run, under the shipped catalog less each kind's
+factor (``sisam.bench.suites.knowledge_without``); every test item is scored by each and
+measured against the world's truth: recall at 1 % and 5 % for every error type the
+kind's models serve (``serves`` in knowledge/evidence.toml), and pooled over them.
+
+    PYTHONPATH=. python benchmarks/bench_evidence_kinds.py [--items 200000] [--seed 7]
+
+Writes benchmarks/results/evidence_kinds.json and evidence_kinds.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from sisam.bench.suites import knowledge_without
+from sisam.contract import KEY
+from sisam.declarations import read_declarations
+from sisam.knowledge import load_knowledge
+from sisam.metrics import pooled_recall, recall_curve
+from sisam.model import Scorer, learn
+from sisam.synth import generate_world
+
+RESULTS = Path(__file__).parent / "results"
+RATES = (0.01, 0.05)
+#: kind -> the factor of knowledge/networks.toml that reads its bands
+KIND_FACTORS = {"novelty": "novelty"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=200_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=RESULTS / "evidence_kinds")
+    args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="sisam-kinds-"))
+    world = work / "world"
+    if not (world / "truth.parquet").exists():
+        generate_world(args.items, 365, args.seed, world)
+    shipped = load_knowledge()
+    catalogs = {"with all": shipped}
+    for kind, factor in KIND_FACTORS.items():
+        catalogs[f"without {kind}"] = load_knowledge(knowledge_without([factor], work / f"without-{kind}"))
+    test = read_declarations(world / "test.parquet")
+    truth = test[list(KEY)].merge(pd.read_parquet(world / "truth.parquet"), how="left", on=list(KEY), sort=False)
+    served = {kind: sorted({e for spec in shipped.evidence.values() if spec.kind == kind for e in spec.serves},
+                           key=[e.id for e in shipped.errors].index) for kind in KIND_FACTORS}
+    errors = sorted({e for s in served.values() for e in s}, key=[e.id for e in shipped.errors].index)
+    positives = {e: truth[f"e_{e}"].to_numpy(dtype=bool) for e in errors}
+    recall, seconds = {}, {}
+    for name, knowledge in catalogs.items():
+        kb = work / f"kb-{name.replace(' ', '-')}"
+        start = time.perf_counter()
+        learn(world / "history.parquet", world / "rectified.parquet", kb, knowledge=knowledge, overwrite=True,
+              seed=args.seed)
+        seconds[name] = time.perf_counter() - start
+        p = Scorer.open(kb, knowledge).probabilities(test)
+        columns = {e: p[:, knowledge.label_ids.index(e)] for e in errors}
+        recall[name] = {
+            "per_error": {e: {f"{r:g}": pt.recall for r, pt in zip(RATES, recall_curve(columns[e], positives[e], RATES),
+                                                                   strict=True)} for e in errors},
+            "pooled": {kind: {f"{r:g}": pooled_recall([columns[e] for e in s], [positives[e] for e in s], r)
+                              for r in RATES} for kind, s in served.items()},
+        }
+    result = {"benchmark": "evidence kinds of issue 6: recall with and without each kind", "items": args.items,
+              "seed": args.seed, "test_items": len(test), "served": served, "learn_seconds": seconds,
+              "errors_in_test": {e: int(positives[e].sum()) for e in errors}, "recall": recall}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    lines = [f"# {result['benchmark']}", "",
+             f"World: {args.items:,} items, seed {args.seed}, {len(test):,} test items. Command: "
+             f"`PYTHONPATH=. python benchmarks/bench_evidence_kinds.py --items {args.items} --seed {args.seed}`.", ""]
+    for kind, s in served.items():
+        without = f"without {kind}"
+        lines += [f"## {kind}", "", "| error type | errors | with @1% | with @5% | without @1% | without @5% |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for e in s:
+            w, o = recall["with all"]["per_error"][e], recall[without]["per_error"][e]
+            lines.append(f"| {e} | {positives[e].sum()} | {w['0.01']:.1%} | {w['0.05']:.1%} | {o['0.01']:.1%} | "
+                         f"{o['0.05']:.1%} |")
+        w, o = recall["with all"]["pooled"][kind], recall[without]["pooled"][kind]
+        lines += [f"| **pooled** | | **{w['0.01']:.1%}** | **{w['0.05']:.1%}** | **{o['0.01']:.1%}** | "
+                  f"**{o['0.05']:.1%}** |", ""]
+    args.out.with_suffix(".md").write_text("\n".join(lines), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
