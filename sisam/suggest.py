@@ -180,7 +180,11 @@ class Suggester:
         return next(a for a in AGREEMENT if declared[:a] == code[:a])
 
     def base(self, declared: str, candidates: set[str]) -> dict[str, float]:
-        """The root's distribution B_d over ``candidates`` (module docstring)."""
+        """The root's distribution B_d over ``candidates`` (module docstring), in code order.
+
+        Code order, not the set's: a set of strings iterates in an order that changes with
+        each process's hash seed, and the posteriors keep this dict's order into the sums
+        that normalise them; summed in code order they are the same bits in every process."""
         mass = {}
         for a, finer in zip(AGREEMENT, (None, *AGREEMENT[:-1]), strict=True):
             # declarations within a digits of the declared code, minus those closer to it
@@ -191,15 +195,16 @@ class Suggester:
                 mass[a] = total
         norm = sum(self.pi[a] for a in mass)
         out = {}
-        for c in candidates:
+        for c in sorted(candidates):
             a = self._agreement(declared, c)
             out[c] = self.pi[a] / norm * self.declared.get(c, 0.0) / mass[a] if a in mass and norm else 0.0
         return out
 
     def posterior(self, declared: str, candidates: set[str], leave_out: str | None = None,
                   importer: str | None = None) -> dict[str, float]:
-        """P(c | declared's finest pattern) for every candidate c, the chain evaluated from
-        the root down; ``leave_out`` removes one pair (declared -> leave_out) first."""
+        """P(c | declared's finest pattern) for every candidate c (in code order, see
+        :meth:`base`), the chain evaluated from the root down; ``leave_out`` removes one
+        pair (declared -> leave_out) first."""
         p = self.base(declared, candidates)
         for key in self._chain(declared, importer)[1:]:
             codes = self.context.get(key)
