@@ -272,14 +272,62 @@ class Suggester:
                 out[j] = own[c, i]
         return out
 
-    def loo_loglik(self, declared: np.ndarray, rectified: np.ndarray, importers: np.ndarray) -> float:
-        """Leave-one-out log-likelihood of the rectified codes of pairs counted in this
-        suggester, each given its declared code with itself removed from the counts."""
-        total = 0.0
+    def loo_terms(self, declared: np.ndarray, rectified: np.ndarray, importers: np.ndarray) -> list[_LooTerm]:
+        """What :meth:`loo_loglik` needs of each pair counted in this suggester, whatever S.
+
+        Each pair's leave-one-out probability is P(r | d) / (sum over the candidates of
+        P(c | d)), both run down the chain with the pair removed. The posterior of r and the
+        candidates' sum follow the same recursion: at each context, with n its corrections
+        and K those to a candidate, the candidates' new sum is (K - 1 + S * old sum) / (n - 1
+        + S), since r is a candidate and loses its one. So a pair costs its chain, not its
+        candidates, once the root's sum over the candidates is known (once per declared
+        code); :meth:`posterior` with ``leave_out`` is the plain reference (tests hold the
+        two to 1e-12)."""
+        by_code: dict[str, tuple[set[str], float]] = {}
+        terms = []
         for d, r, i in zip(declared, rectified, importers, strict=True):
-            p = self.posterior(d, self.candidates(d) | {r}, leave_out=r, importer=i)
-            total += math.log(max(p[r] / sum(p.values()), 1e-300))
+            if d not in by_code:
+                candidates = self.candidates(d)
+                root = self.base(d, candidates)
+                by_code[d] = candidates, sum(root.values())
+            candidates, root_sum = by_code[d]
+            q = self.base(d, {r})[r]
+            total = root_sum + (q if r not in candidates else 0.0)
+            steps = []
+            for key in self._chain(d, i)[1:]:
+                codes = self.context.get(key)
+                if codes is None:
+                    continue
+                to_candidates = sum(k for c, k in codes.items() if c in candidates or c == r)
+                steps.append((codes.get(r, 0.0), to_candidates, self.n[key]))
+            terms.append(_LooTerm(q, total, tuple(steps)))
+        return terms
+
+    def loo_loglik(self, declared: np.ndarray, rectified: np.ndarray, importers: np.ndarray,
+                   terms: list[_LooTerm] | None = None) -> float:
+        """Leave-one-out log-likelihood of the rectified codes of pairs counted in this
+        suggester, each given its declared code with itself removed from the counts
+        (``terms``: :meth:`loo_terms` of the same pairs, if already computed)."""
+        total, s = 0.0, self.s
+        for term in terms if terms is not None else self.loo_terms(declared, rectified, importers):
+            p, norm = term.root, term.root_sum
+            for k, to_candidates, n in term.steps:
+                p = (k - 1.0 + s * p) / (n - 1.0 + s)
+                norm = (to_candidates - 1.0 + s * norm) / (n - 1.0 + s)
+            total += math.log(max(p / norm, 1e-300))
         return total
+
+
+@dataclass(frozen=True)
+class _LooTerm:
+    """One pair's leave-one-out inputs: the root's probability of its rectified code and
+    the root's sum over its candidates, then per context of its chain that holds
+    corrections (root excluded), (corrections to the rectified code, corrections to any
+    candidate, all corrections), the pair itself included."""
+
+    root: float
+    root_sum: float
+    steps: tuple[tuple[float, float, float], ...]
 
 
 def fit_smoothing(pairs: Mapping[str, np.ndarray], codes: Mapping[str, np.ndarray], declared: np.ndarray,
@@ -288,9 +336,10 @@ def fit_smoothing(pairs: Mapping[str, np.ndarray], codes: Mapping[str, np.ndarra
     log-likelihood over the batch's pairs (counted in ``pairs``); ties to the smaller S."""
     best_s, best = S_GRID[0], -math.inf
     suggester = Suggester(pairs, codes, S_GRID[0])
+    terms = suggester.loo_terms(declared, rectified, importers)
     for s in S_GRID:
         suggester.s = s
-        loglik = suggester.loo_loglik(declared, rectified, importers)
+        loglik = suggester.loo_loglik(declared, rectified, importers, terms)
         if loglik > best:
             best_s, best = s, loglik
     log.info("suggested codes: S = %g (leave-one-out log-likelihood %.1f over %d pairs)", best_s, best, len(declared))

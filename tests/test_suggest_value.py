@@ -68,6 +68,24 @@ def test_smoothing_is_chosen_by_leave_one_out_and_pairs_merge_with_decay():
     assert suggest.merge_codes(codes, codes, 0.5)["n"].tolist() == [1.5] * len(CODES)
 
 
+def test_leave_one_out_by_the_chain_equals_the_whole_posterior_with_the_pair_removed():
+    rng = np.random.default_rng(3)
+    lines = sorted({f"{rng.choice(['84', '85'])}{rng.integers(0, 10**6):06d}" for _ in range(120)})
+    codes = {"code": np.array(lines, dtype=object), "n": rng.integers(1, 50, len(lines)) * 0.8 ** rng.integers(0, 9, len(lines))}
+    declared = np.array([lines[i] for i in rng.integers(0, 15, 300)], dtype=object)
+    rectified = np.array([lines[i] for i in rng.integers(0, len(lines), 300)], dtype=object)
+    importers = np.array([f"imp{i}" for i in rng.integers(0, 6, 300)], dtype=object)
+    d, r, i = suggest.error_pairs(declared, rectified, importers)
+    suggester = suggest.Suggester(suggest.count_pairs(d, r, i), codes, 1.0)
+    for s in (0.25, 2.5, 100.0):
+        suggester.s = s
+        reference = 0.0
+        for dj, rj, ij in zip(d, r, i, strict=True):
+            p = suggester.posterior(dj, suggester.candidates(dj) | {rj}, leave_out=rj, importer=ij)
+            reference += np.log(p[rj] / sum(p.values()))
+        assert suggester.loo_loglik(d, r, i) == pytest.approx(reference, rel=1e-12, abs=1e-12)
+
+
 def _rows(**columns) -> pd.DataFrame:
     base = {"hs_code": "84818010", "customs_value_usd": 1000.0, **dict.fromkeys(value.RATES, 0.0)}
     base.update(import_duty_rate=10.0, ipi_rate=5.0, pis_rate=2.1, cofins_rate=9.65)
