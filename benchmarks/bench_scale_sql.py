@@ -84,7 +84,7 @@ def main() -> None:
     # the first factor reads contract columns only: no evidence pass, in either method
     knowledge = dataclasses.replace(load_knowledge(), evidence={})
     name, plan = next(iter(factor_plans(knowledge).items()))
-    spark = session("local[2]", SPARK_CONF)
+    spark, _ = session("local[2]", SPARK_CONF)
     _, joined, declared, _ = _read(spark, str(args.history), str(args.rectified), knowledge)
     level_schema = ", ".join(
         [f"a{a}_{level} bigint" for a, attribute in enumerate(plan.attributes) for level in range(len(attribute.levels))]

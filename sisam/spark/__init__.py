@@ -99,15 +99,19 @@ LOCAL_CONF = {
 
 
 def session(master: str | None = None, conf: Mapping[str, str] | None = None):
-    """The active Spark session, or a new one on ``master`` (e.g. ``local[2]``, ``yarn``;
-    None leaves it to ``spark-submit`` or ``spark-defaults.conf``). A local master gets
-    :data:`LOCAL_CONF`; ``conf`` entries come last and win."""
+    """(session, started): the active Spark session, or a new one on ``master`` (e.g.
+    ``local[2]``, ``yarn``; None leaves it to ``spark-submit`` or ``spark-defaults.conf``),
+    and whether this call started it. A local master gets :data:`LOCAL_CONF`; ``conf``
+    entries come last and win."""
     try:
         from pyspark.sql import SparkSession
     except ImportError as e:
         raise SisamError(
             f"--engine spark needs PySpark: expected `pip install \"sisam[spark]\"`; got {e}"
         ) from e
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active, False
     builder = SparkSession.builder.appName("sisam learn")
     settings: dict[str, str] = {"spark.pyspark.python": sys.executable}
     if master is not None:
@@ -122,7 +126,7 @@ def session(master: str | None = None, conf: Mapping[str, str] | None = None):
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
-    return spark
+    return spark, True
 
 
 def _read(spark, declarations: str, rectified: str, knowledge: Knowledge):
@@ -160,7 +164,7 @@ def count_history_spark(
     there; without it, in a temporary folder removed after they are read."""
     from pyspark.sql import functions as F
 
-    spark = session(master, conf)
+    spark, started = session(master, conf)
     decl, joined, declared, rect_columns = _read(spark, str(declarations), str(rectified), knowledge)
     facts = decl.agg(
         F.count(F.lit(1)).alias("items"),
@@ -209,6 +213,15 @@ def count_history_spark(
         )
         sums.unpersist()
         progress(f"counted on Spark; count tables in {out}")
+        # The inspected items, in (file, row) order: the coefficients, the suggestions and
+        # the recovered values learn from them on the driver, as local learning does.
+        rows = joined.where(F.col(RECTIFIED_FILE).isNotNull()).toArrow().sort_by([(FILE, "ascending"), (ROW, "ascending")])
+        if started:
+            # Nothing more runs on Spark: a session this call started stops before the
+            # driver's work, so that its JVM (all of local mode's executors) and a cluster's
+            # executors are not held while the driver fits; in local mode the JVM's memory
+            # and the driver's would otherwise add up (benchmarks/results/scale.md).
+            spark.stop()
         counts = kb.read_count_tables(out, names, len(knowledge.label_ids))
         codes = pq.read_table(out / "codes")
         code_counts = suggest.merge_codes(
@@ -217,9 +230,6 @@ def count_history_spark(
     finally:
         if not keep:
             shutil.rmtree(out, ignore_errors=True)
-    # The inspected items, in (file, row) order: the coefficients, the suggestions and the
-    # recovered values learn from them on the driver, as local learning does.
-    rows = joined.where(F.col(RECTIFIED_FILE).isNotNull()).toArrow().sort_by([(FILE, "ascending"), (ROW, "ascending")])
     frame, rect = checked_pair(rows, declared, rect_columns)
     labels = label_matrix(frame, rect, knowledge.errors)
     if models:
