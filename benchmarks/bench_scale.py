@@ -1,15 +1,8 @@
 """Scale benchmark: learning (local and Spark local mode), knowledge-base size and scoring at
 millions of items, and an extrapolation to SISAM's 150 million items / 8.5 billion patterns.
 
-Histories. ``sisam generate`` builds a world in memory (2.7 GB per million items), so a
-20-million-item world does not fit this machine in one piece. A history of N million items
-is therefore N one-million-item worlds (``sisam generate --items 1000000 --seed 100+w``)
-laid end to end, each world's declaration ids and actor ids (importer, exporter,
-manufacturer, broker) prefixed with its number so that worlds are distinct regions: the
-codes, countries, offices and rates are shared, the traders are not. Patterns then grow
-about linearly with items, the pessimistic case for the extrapolation (one larger world
-would repeat its traders' patterns more). The test items to score are the worlds' test
-periods, likewise concatenated.
+Histories: N one-million-item worlds laid end to end, built by ``sisam.bench.histories``
+(which says why and how; ``sisam bench scale`` builds and reuses the same ones).
 
 Steps (each writes into ``--work``; ``all`` runs them in order):
 
@@ -31,6 +24,7 @@ import os
 import platform
 import pty
 import resource
+import signal
 import subprocess
 import sys
 import threading
@@ -38,12 +32,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from sisam.bench.histories import build_histories, history_dir
+
 RESULTS = Path(__file__).parent / "results"
-PREFIXED = ("declaration_id", "importer_id", "exporter_id", "manufacturer_id", "broker_id")
 #: Spark settings of the local-mode runs (see the README, "Running on a cluster").
 SPARK_CONF = {
     "spark.driver.memory": "6g",
@@ -53,72 +46,58 @@ SPARK_CONF = {
 }
 
 
-def world_dir(work: Path, w: int) -> Path:
-    return work / "worlds" / f"w{w:02d}"
-
-
-def history_dir(work: Path, size: int) -> Path:
-    return work / f"h{size}m"
-
-
-def _prefixed(table: pa.Table, w: int) -> pa.Table:
-    for name in PREFIXED:
-        if name in table.column_names:
-            column = pc.binary_join_element_wise(f"{w:02d}", table.column(name), "")
-            table = table.set_column(table.column_names.index(name), name, column)
-    return table
-
-
 def make(work: Path, sizes: list[int]) -> None:
-    largest = max(sizes)
-    for w in range(1, largest + 1):
-        out = world_dir(work, w)
-        if not (out / "history.parquet").exists():
-            run([sys.executable, "-m", "sisam", "generate", "--items", "1000000", "--seed", str(100 + w), "--out", str(out)])
-            (out / "truth.parquet").unlink()
-    for size in sizes:
-        target = history_dir(work, size)
-        if (target / "test.parquet").exists():
-            continue
-        target.mkdir(parents=True, exist_ok=True)
-        for name in ("history", "rectified", "test"):
-            writer = None
-            for w in range(1, size + 1):
-                table = _prefixed(pq.read_table(world_dir(work, w) / f"{name}.parquet"), w)
-                if writer is None:
-                    writer = pq.ParquetWriter(target / f"{name}.parquet.tmp", table.schema, compression="zstd")
-                writer.write_table(table, row_group_size=131_072)
-            writer.close()
-            os.replace(target / f"{name}.parquet.tmp", target / f"{name}.parquet")
-        print(f"history of {size}M worlds in {target}", flush=True)
+    build_histories(work, sizes, say=lambda line: print(line, flush=True))
+
+
+#: The machine is shared: a run is stopped (its whole process group) when the memory the
+#: kernel still has available falls below this, rather than let the machine run out.
+MEMORY_GUARD_BYTES = 3 * 2**30
+
+
+def available_memory() -> int:
+    with open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    raise OSError("/proc/meminfo has no MemAvailable")
 
 
 def run(command: list[str], env: dict[str, str] | None = None) -> dict:
-    """Run ``command``: wall seconds, peak summed RSS of its process tree, the last line it
-    printed, and the seconds at which each progress line (stderr) appeared."""
-    start = time.perf_counter()
+    """Run ``command``: wall seconds, CPU seconds and peak summed RSS of its process tree,
+    the last line it printed, and the seconds at which each progress line (stderr)
+    appeared with the tree's resident bytes then. Stopped, and reported as failed, if the
+    machine's available memory falls below :data:`MEMORY_GUARD_BYTES`."""
+    start, load_at_start = time.perf_counter(), os.getloadavg()[0]
     # CPU time of every process of the tree that was reaped (Spark's JVM and workers too):
     # on a machine shared with others, wall time alone overstates the work.
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     # sisam prints progress only to a terminal: give stderr a pseudo-terminal.
     master, slave = pty.openpty()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=slave, text=True,
-                               env={**os.environ, **(env or {})})
+                               env={**os.environ, **(env or {})}, start_new_session=True)
     os.close(slave)
-    peak = [0]
-    lines: list[tuple[float, str]] = []
+    peak = [0, 0.0]
+    stopped: list[str] = []
+    lines: list[tuple[float, str, int]] = []
     done = threading.Event()
 
     def sample() -> None:
         while not done.is_set():
-            peak[0] = max(peak[0], tree_rss(process.pid))
+            now = tree_rss(process.pid)
+            if now > peak[0]:
+                peak[:] = [now, round(time.perf_counter() - start, 1)]
+            if not stopped and available_memory() < MEMORY_GUARD_BYTES:
+                stopped.append(f"stopped at {time.perf_counter() - start:.0f} s: the machine had less than "
+                               f"{MEMORY_GUARD_BYTES / 2**30:.0f} GiB available, the run held {now / 2**30:.2f} GiB")
+                os.killpg(process.pid, signal.SIGKILL)
             done.wait(0.2)
 
     def read_progress() -> None:
         with open(master, errors="replace") as stream:
             try:
                 for line in stream:
-                    lines.append((round(time.perf_counter() - start, 1), line.rstrip()))
+                    lines.append((round(time.perf_counter() - start, 1), line.rstrip(), tree_rss(process.pid)))
             except OSError:  # the terminal closes when the command ends
                 pass
 
@@ -134,11 +113,13 @@ def run(command: list[str], env: dict[str, str] | None = None) -> dict:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     if process.returncode:
-        tail = "\n".join(line for _, line in lines[-40:])
-        raise SystemExit(f"{' '.join(command)} failed ({process.returncode}):\n{tail}")
-    progress = [(t, line.strip()) for t, line in lines if line.startswith("  ")]
+        tail = "\n".join(line for _, line, _ in lines[-40:])
+        raise SystemExit(f"{' '.join(command)} failed ({process.returncode}){'; ' + stopped[0] if stopped else ''}:\n{tail}")
+    progress = [(t, line.strip()) for t, line, _ in lines if line.startswith("  ")]
     return {"command": " ".join(command), "seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1),
-            "peak_rss_bytes": peak[0],
+            "peak_rss_bytes": peak[0], "peak_at_seconds": peak[1],
+            "progress_rss_bytes": [rss for _, line, rss in lines if line.startswith("  ")],
+            "load_average_1m": [load_at_start, os.getloadavg()[0]],
             "stdout": out.strip().splitlines()[-1] if out.strip() else "", "progress": progress}
 
 

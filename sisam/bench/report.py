@@ -463,16 +463,21 @@ def _scale(r: Report, part: dict) -> None:
     r.heading(2, "Speed and scale")
     r.text("Each size is a synthetic world made by `sisam generate`, learnt by `sisam learn` and its test period scored "
            "by `sisam score`, each in a fresh process: seconds are wall time including process start, imports and "
-           "Parquet input/output; peak memory is the process's own maximum resident set (the kernel's count). "
-           + _meta_lines(part))  # fmt: skip
+           "Parquet input/output; peak memory is the process's own maximum resident set (the kernel's count). Sizes "
+           "above one million items are one-million-item worlds laid end to end, their traders kept apart "
+           "(`sisam/bench/histories.py`): one world that large needs more memory to generate than a modest machine has. "
+           "Each row says when it was measured and the machine's load then: rows measured in another sitting of the "
+           "same command (kept in its work folder) are marked. " + _meta_lines(part))  # fmt: skip
     rows = []
     for p in part["points"]:
         rows.append([f"{p['items']:,}", f"{p['history_items']:,}", num(p["generate"]["seconds"], "{:.1f}"),
                      num(p["learn"]["seconds"], "{:.1f}"), f"{p['learn']['items_per_s']:,.0f}", num(p["learn"]["peak_gib"], "{:.2f}"),
                      f"{p['test_items']:,}", num(p["score"]["seconds"], "{:.1f}"), f"{p['score']['items_per_s']:,.0f}",
-                     num(p["score"]["peak_gib"], "{:.2f}"), f"{p['kb']['patterns']:,}", num(p["kb"]["bytes_per_pattern"], "{:.1f}")])  # fmt: skip
+                     num(p["score"]["peak_gib"], "{:.2f}"), f"{p['kb']['patterns']:,}", num(p["kb"]["bytes_per_pattern"], "{:.1f}"),
+                     f"{p.get('measured_utc', '?')}, load {num(p.get('load_average_1m'), '{:.1f}')}"
+                     + (" (earlier sitting)" if p.get("measured_earlier") else "")])  # fmt: skip
     r.table(["world items", "history items", "generate s", "learn s", "learn items/s", "learn peak GiB", "test items",
-             "score s", "score items/s", "score peak GiB", "KB patterns", "KB bytes/pattern"], rows)  # fmt: skip
+             "score s", "score items/s", "score peak GiB", "KB patterns", "KB bytes/pattern", "measured (UTC), load"], rows)  # fmt: skip
     if part["points"]:
         series = {
             "learn items/s": [(p["items"], p["learn"]["items_per_s"]) for p in part["points"]],

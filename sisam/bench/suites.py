@@ -22,7 +22,10 @@ peer learn from the training split and score the test split.
 
 **scale**: for each size, a world is generated, learnt and scored by ``sisam generate``,
 ``sisam learn`` and ``sisam score`` in fresh processes, each timed and its peak memory read
-from the kernel (``wait4``); the knowledge base's bytes per pattern from ``kb.info``. pgmpy's
+from the kernel (``wait4``); the knowledge base's bytes per pattern from ``kb.info``. Sizes
+above one million items are histories of one-million-item worlds laid end to end
+(``histories.py``: one world of 5 million items would need about 13.5 GB to generate),
+built under the work folder or reused from it. pgmpy's
 exact inference is timed on one exported network of the smallest world (with three items'
 values as states: pgmpy needs the full table, so real cardinalities are out of its reach)
 against sisam's per-item time on the same items.
@@ -30,6 +33,7 @@ against sisam's per-item time on the same items.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import platform
@@ -45,6 +49,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from sisam.bench.metrics import Outcome, evaluate
 from sisam.bench.peers import PeerSet, default_peers
@@ -347,23 +352,42 @@ def scale_suite(
     sizes: list[int], *, seed: int, work: Path, pgmpy_items: int = 3, say: Say = _quiet
 ) -> dict:
     from sisam import kb
+    from sisam.bench.histories import WORLD_ITEMS, build_histories, history_dir, world_seed
 
     points = []
     for items in sizes:
         say(f"{items:,} items")
-        folder = work / f"world-{items}"
-        generated = _run(["generate", "--items", str(items), "--seed", str(seed), "--out", str(folder)], work, say)
-        history = pd.read_parquet(folder / "history.parquet", columns=["declaration_id"])
-        n_history = len(history)
-        n_test = len(pd.read_parquet(folder / "test.parquet", columns=["declaration_id"]))
-        del history
+        measured = work / f"scale-point-{items}-seed{seed}.json"
+        if measured.exists():
+            # Measured by an earlier run in this work folder (a shared machine's benchmark
+            # runs in several sittings): kept, and said so in the report.
+            points.append({**json.loads(measured.read_text()), "measured_earlier": True})
+            say(f"  measured earlier: {measured}")
+            continue
+        if items > WORLD_ITEMS:
+            if items % WORLD_ITEMS:
+                raise SisamError(f"--sizes: {items:,} items; expected at most {WORLD_ITEMS:,} or a whole number of "
+                                 f"millions (larger histories are one-million-item worlds laid end to end)")
+            worlds = items // WORLD_ITEMS
+            folder = history_dir(work, worlds)
+            start = time.perf_counter()
+            reused = (folder / "test.parquet").exists()
+            build_histories(work, [worlds], say=say)
+            generated = {"seconds": None if reused else time.perf_counter() - start, "peak_gib": None,
+                         "output": f"{worlds} one-million-item worlds (seeds {world_seed(1)}..{world_seed(worlds)}) "
+                                   f"laid end to end{', reused' if reused else ''}"}
+        else:
+            folder = work / f"world-{items}"
+            generated = _run(["generate", "--items", str(items), "--seed", str(seed), "--out", str(folder)], work, say)
+        n_history = pq.ParquetFile(folder / "history.parquet").metadata.num_rows
+        n_test = pq.ParquetFile(folder / "test.parquet").metadata.num_rows
         kb_dir = folder / "kb"
         learnt = _run(["learn", "--declarations", str(folder / "history.parquet"), "--rectified", str(folder / "rectified.parquet"),
                        "--kb", str(kb_dir), "--overwrite", "--seed", str(seed), "--quiet"], work, say)  # fmt: skip
         scored = _run(["score", "--declarations", str(folder / "test.parquet"), "--kb", str(kb_dir),
                        "--out", str(folder / "scores.parquet"), "--quiet"], work, say)  # fmt: skip
         facts = kb.info(kb_dir)
-        points.append({
+        point = {
             "items": items,
             "history_items": n_history,
             "test_items": n_test,
@@ -371,7 +395,11 @@ def scale_suite(
             "learn": {**learnt, "items_per_s": n_history / learnt["seconds"]},
             "score": {**scored, "items_per_s": n_test / scored["seconds"]},
             "kb": {"patterns": facts["n_patterns"], "file_bytes": facts["file_bytes"], "bytes_per_pattern": facts["bytes_per_pattern"]},
-        })
+            "measured_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+            "load_average_1m": os.getloadavg()[0],
+        }
+        measured.write_text(json.dumps(point, indent=1) + "\n")
+        points.append(point)
     result = {"suite": "scale", "seed": seed, "points": points}
     if sizes:
         result["pgmpy"] = pgmpy_ratio(work / f"world-{min(sizes)}", pgmpy_items, say)
