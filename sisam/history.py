@@ -7,7 +7,8 @@ are the sum of the counts of its chunks. So the history is read a chunk at a tim
 (which never holds a factor's uint64[n, S] keys) and the chunk's counts are added to the
 running totals (``engine.counting.merge_counts``). Memory is the totals, one chunk, and the
 inspected items (the rectified table and their declared rows, which the coefficients, the
-suggestions and the recovered values learn from): never the whole history.
+suggestions and the recovered values learn from): never the whole history. The allocator
+gives each chunk's temporaries back after the chunk (``memory``), else they pile up.
 
 Evidence models (``sisam.evidence``) band every item against tables counted over all
 declarations, without the item's own contribution; with models in the catalog the history
@@ -47,6 +48,7 @@ from sisam.evidence import (
 )
 from sisam.knowledge import Knowledge
 from sisam.labels import label_matrix, match_rectified
+from sisam.memory import release_freed_memory
 
 log = logging.getLogger("sisam.history")
 
@@ -128,6 +130,8 @@ def count_history(
             evidence = merge_evidence(evidence, tables, 1.0) if evidence else tables
             dates.add(chunk["date"])
             n_items += len(chunk)
+            del chunk, tables
+            release_freed_memory()
         base, decay = evidence_base(kb.Provenance(files, dates.low, dates.high, n_items, len(rect)))
         if base:
             evidence = merge_evidence(base, evidence, decay)
@@ -155,6 +159,8 @@ def count_history(
         del chunk_counts
         dates.add(chunk["date"])
         n_items += len(chunk)
+        del chunk, labels, rows
+        release_freed_memory()
         progress(f"counted {n_items:,} items")
     n_inspected = sum(len(p) for p in inspected_parts)
     if n_inspected != len(rect):

@@ -38,6 +38,7 @@ from sisam.evidence import (
 from sisam.history import count_plans
 from sisam.knowledge import ErrorType, Knowledge
 from sisam.labels import label_matrix
+from sisam.memory import release_freed_memory
 
 #: Prefix of the rectified table's columns in the joined input.
 RECTIFIED_PREFIX = "rectified__"
@@ -129,6 +130,8 @@ def count_partition(
         chunk_codes = suggest.count_codes(frame["hs_code"].to_numpy())
         codes = chunk_codes if codes is None else suggest.merge_codes(codes, chunk_codes, 1.0)
         pending.clear()
+        del frame, rect, labels, counts
+        release_freed_memory()
 
     for batch in batches:
         if batch.num_rows:
