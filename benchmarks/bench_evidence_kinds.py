@@ -1,13 +1,15 @@
 """Evidence kinds of issue 6: recall with and without each kind, for the errors it serves.
 
 One synthetic world (``sisam generate``'s defaults: 200,000 items, seed 7), learnt under
-the shipped catalog and, in the same run, under the shipped catalog plus each kind's
-factor in the networks of the errors its models serve (``with_factor``: a kind no shipped
-network uses yet is measured before it is shipped); every test item is scored by each and
-measured against the world's truth: recall at 1 % and 5 % for every error type the
-kind's models serve (``serves`` in knowledge/evidence.toml), and pooled over them.
+the shipped catalog and, in the same run, under the shipped catalog with each kind's
+factor toggled: added to the networks of the errors its models serve when no shipped
+network uses it (``knowledge_with``: a kind is measured before it is shipped), removed
+from every network when the shipped catalog uses it (``knowledge_without``). Every test item is
+scored by each and measured against the world's truth: recall at 1 % and 5 % for every
+error type the kind's models serve (``serves`` in knowledge/evidence.toml), and pooled
+over them.
 
-    PYTHONPATH=. python benchmarks/bench_evidence_kinds.py [--items 200000] [--seed 7]
+    PYTHONPATH=. python benchmarks/bench_evidence_kinds.py [--items 200000] [--seed 7] [--kinds K ...]
 
 Writes benchmarks/results/evidence_kinds.json and evidence_kinds.md.
 """
@@ -16,43 +18,27 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
-import shutil
 import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 
+from sisam.bench.suites import knowledge_with, knowledge_without
 from sisam.contract import KEY
 from sisam.declarations import read_declarations
 from sisam.knowledge import load_knowledge
 from sisam.metrics import pooled_recall, recall_curve
 from sisam.model import Scorer, learn
-from sisam.resources import data_dir
 from sisam.synth import generate_world
 
 RESULTS = Path(__file__).parent / "results"
 RATES = (0.01, 0.05)
-#: kind -> (factor name, the attributes reading its bands) added by ``with_factor``
-KIND_FACTORS = {"novelty": ("novelty", ["ev_importer_novelty"])}
-
-
-def with_factor(name: str, attributes: list[str], errors: list[str], out: Path) -> Path:
-    """A copy of the shipped knowledge folder in ``out`` whose networks of ``errors`` also
-    use a factor ``name`` of ``attributes``."""
-    base = data_dir("knowledge")
-    out.mkdir(parents=True, exist_ok=True)
-    for path in base.glob("*.toml"):
-        shutil.copyfile(path, out / path.name)
-    text = (base / "networks.toml").read_text(encoding="utf-8")
-    for error in errors:
-        text, found = re.subn(rf"(\[network\.{error}\]\nfactors = \[[^\]]*)\]", rf'\1, "{name}"]', text)
-        if found != 1:
-            raise ValueError(f"no [network.{error}] factors line in {base / 'networks.toml'}")
-    text += f"\n[factor.{name}]\nattributes = {json.dumps(attributes)}\n"
-    (out / "networks.toml").write_text(text, encoding="utf-8")
-    return out
+#: kind -> (factor name, the attributes reading its bands) added by ``knowledge_with``
+KIND_FACTORS = {
+    "novelty": ("novelty", ["ev_importer_novelty"]),
+    "description_vs_code": ("description_fit", ["ev_description_given_code"]),
+}
 
 
 def main() -> None:
@@ -61,6 +47,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=RESULTS / "evidence_kinds")
+    parser.add_argument("--kinds", nargs="+", choices=sorted(KIND_FACTORS), default=sorted(KIND_FACTORS))
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="sisam-kinds-"))
     world = work / "world"
@@ -70,11 +57,19 @@ def main() -> None:
     test = read_declarations(world / "test.parquet")
     truth = test[list(KEY)].merge(pd.read_parquet(world / "truth.parquet"), how="left", on=list(KEY), sort=False)
     served = {kind: sorted({e for spec in shipped.evidence.values() if spec.kind == kind for e in spec.serves},
-                           key=[e.id for e in shipped.errors].index) for kind in KIND_FACTORS}
+                           key=[e.id for e in shipped.errors].index) for kind in args.kinds}
     errors = sorted({e for s in served.values() for e in s}, key=[e.id for e in shipped.errors].index)
-    catalogs = {"without": shipped}
-    for kind, (factor, attributes) in KIND_FACTORS.items():
-        catalogs[f"with {kind}"] = load_knowledge(with_factor(factor, attributes, served[kind], work / f"with-{kind}"))
+    catalogs = {"shipped": shipped}
+    # per kind, the names of the catalogs with and without its factor
+    pair = {}
+    for kind in args.kinds:
+        factor, attributes = KIND_FACTORS[kind]
+        if any(factor in network.factors for network in shipped.networks.values()):
+            catalogs[f"without {kind}"] = load_knowledge(knowledge_without([factor], work / f"without-{kind}"))
+            pair[kind] = ("shipped", f"without {kind}")
+        else:
+            catalogs[f"with {kind}"] = load_knowledge(knowledge_with(factor, attributes, served[kind], work / f"with-{kind}"))
+            pair[kind] = (f"with {kind}", "shipped")
     positives = {e: truth[f"e_{e}"].to_numpy(dtype=bool) for e in errors}
     recall, seconds = {}, {}
     for name, knowledge in catalogs.items():
@@ -92,22 +87,23 @@ def main() -> None:
                               for r in RATES} for kind, s in served.items()},
         }
     result = {"benchmark": "evidence kinds of issue 6: recall with and without each kind", "items": args.items,
-              "seed": args.seed, "test_items": len(test), "served": served, "learn_seconds": seconds,
+              "seed": args.seed, "test_items": len(test), "served": served, "compared": pair, "learn_seconds": seconds,
               "errors_in_test": {e: int(positives[e].sum()) for e in errors}, "recall": recall}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     lines = [f"# {result['benchmark']}", "",
              f"World: {args.items:,} items, seed {args.seed}, {len(test):,} test items. Command: "
-             f"`PYTHONPATH=. python benchmarks/bench_evidence_kinds.py --items {args.items} --seed {args.seed}`.", ""]
+             f"`PYTHONPATH=. python benchmarks/bench_evidence_kinds.py --items {args.items} --seed {args.seed} "
+             f"--kinds {' '.join(args.kinds)}`.", ""]
     for kind, s in served.items():
-        with_kind = f"with {kind}"
+        with_kind, without_kind = pair[kind]
         lines += [f"## {kind}", "", "| error type | errors | with @1% | with @5% | without @1% | without @5% |",
                   "|---|---:|---:|---:|---:|---:|"]
         for e in s:
-            w, o = recall[with_kind]["per_error"][e], recall["without"]["per_error"][e]
+            w, o = recall[with_kind]["per_error"][e], recall[without_kind]["per_error"][e]
             lines.append(f"| {e} | {positives[e].sum()} | {w['0.01']:.1%} | {w['0.05']:.1%} | {o['0.01']:.1%} | "
                          f"{o['0.05']:.1%} |")
-        w, o = recall[with_kind]["pooled"][kind], recall["without"]["pooled"][kind]
+        w, o = recall[with_kind]["pooled"][kind], recall[without_kind]["pooled"][kind]
         lines += [f"| **pooled** | | **{w['0.01']:.1%}** | **{w['0.05']:.1%}** | **{o['0.01']:.1%}** | "
                   f"**{o['0.05']:.1%}** |", ""]
     args.out.with_suffix(".md").write_text("\n".join(lines), encoding="utf-8")

@@ -261,6 +261,11 @@ def part_values(part: PatternPart, knowledge: Knowledge, lang: str, pseudonymise
     if attribute.column.startswith(EVIDENCE_PREFIX) and part.value is not None:
         # a band "s<surprise>n<support>", or "s<surprise>" at a coarser level
         surprise, _, support = part.value[1:].partition("n")
+        spec = knowledge.evidence.get(attribute.column[len(EVIDENCE_PREFIX):])
+        if spec is not None and spec.kind == "description_vs_code":
+            # the same shape, read as where the description's words point (fit 0-4)
+            # and what stands behind it (support 0-3)
+            return {**out, "role": "text_fit", "fit": int(surprise), "support": int(support) if support else None}
         return {**out, "role": "evidence", "surprise": int(surprise), "support": int(support) if support else None}
     if attribute.column in PARTY_COLUMNS:
         return {**out, "role": "party"}
@@ -305,6 +310,10 @@ def hide_facts(facts: Mapping[str, Any], knowledge: Knowledge, lang: str, pseudo
         return parts_values(found, knowledge, lang, pseudonymise)
 
     out = dict(facts)
+    if facts["kind"] == "description_vs_code":
+        # words can name a brand or a model: hashed like identities when pseudonymising
+        out["words"] = [{**w, "word": hide(w["word"])} for w in facts["words"]]
+        return out
     if facts["kind"] == "novelty":
         # the pairs seen for the first time, each named by its companion's noun
         out["new"] = [{"noun": knowledge.attributes[c["attribute"]].noun[lang], "value": hide(c["value"])}

@@ -130,6 +130,32 @@ def knowledge_without(factors: list[str], out: Path, base: Path | None = None) -
     return out
 
 
+def knowledge_with(factor: str, attributes: list[str], errors: list[str], out: Path, base: Path | None = None) -> Path:
+    """Write into ``out`` a copy of the knowledge folder ``base`` (default: the shipped
+    one) with a factor ``factor`` of ``attributes`` added to the networks of ``errors``
+    (the counterpart of ``knowledge_without``: a kind measured before it is shipped)."""
+    base = Path(base) if base is not None else data_dir("knowledge")
+    networks_path = base / "networks.toml"
+    with networks_path.open("rb") as f:
+        doc = tomllib.load(f)
+    if factor in doc.get("factor", {}):
+        raise KnowledgeError(f"{networks_path}: factor {factor!r} exists already")
+    missing = [e for e in errors if e not in doc.get("network", {})]
+    if missing:
+        raise KnowledgeError(f"{networks_path}: no network {missing}")
+    out.mkdir(parents=True, exist_ok=True)
+    for path in base.glob("*.toml"):
+        if path.name != "networks.toml":
+            shutil.copyfile(path, out / path.name)
+    lines = [f"# {networks_path} with the factor {factor} in {', '.join(errors)}", ""]
+    for name, entry in [*doc["factor"].items(), (factor, {"attributes": attributes})]:
+        lines += [f"[factor.{name}]", "attributes = " + _toml_list(entry["attributes"]), ""]
+    for label, entry in doc["network"].items():
+        lines += [f"[network.{label}]", "factors = " + _toml_list([*entry["factors"], *([factor] if label in errors else [])]), ""]
+    (out / "networks.toml").write_text("\n".join(lines))
+    return out
+
+
 def _toml_list(values: list[str]) -> str:
     return "[" + ", ".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "]"
 

@@ -64,12 +64,15 @@ from sisam.evidence.base import (
     check_table,
     merge_tables,
 )
+from sisam.evidence.description_code import DescriptionVsCode
 from sisam.evidence.novelty import Novelty
 from sisam.evidence.value_in_context import ValueInContext
 from sisam.knowledge import Knowledge
 
 #: kind -> class: the evidence kinds a catalog may use.
-KINDS: dict[str, type[EvidenceModel]] = {ValueInContext.kind: ValueInContext, Novelty.kind: Novelty}
+KINDS: dict[str, type[EvidenceModel]] = {
+    ValueInContext.kind: ValueInContext, Novelty.kind: Novelty, DescriptionVsCode.kind: DescriptionVsCode,
+}
 
 __all__ = [
     "KINDS",

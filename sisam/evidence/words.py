@@ -1,0 +1,97 @@
+"""The words of a free-text field, as the description evidence counts them.
+
+A word is a run of letters and digits, possibly joined by ``-``, ``/`` or ``.`` inside the
+run (``"uy-352"``, ``"m8/1.25"`` stay one word: part numbers and models are among the most
+telling words of a goods description). Before splitting, text is lower-cased and its
+accents folded (NFKD, combining marks dropped: ``"válvula"`` -> ``"valvula"``), so that
+the English and Portuguese spellings officers actually type meet; words of one character
+and stop words (English and Portuguese function words, which say nothing about goods) are
+dropped; each word counts once per text. Everything is a pure function of the text:
+same text, same words, same 64-bit codes on every machine.
+
+Texts are tokenised once per *distinct* text (a day's items repeat a few thousand
+descriptions), and the result is a CSR layout: ``starts[k]:starts[k + 1]`` are the word
+codes of distinct text ``k``.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from sisam.engine.levels import mix64, string_hashes
+
+#: Function words of English and Portuguese: words that never tell goods apart.
+STOP_WORDS = frozenset("""
+a an and are as at be but by for from has have in into is it its not of on or other than
+that the their this those to was were whether which with without
+o os as um uma uns umas e ou de do da dos das em no na nos nas por para pelo pela pelos
+pelas com sem que se ao aos ate mas nao seu sua seus suas outro outra outros outras
+""".split()) - {"other", "outro", "outra", "outros", "outras"}
+#: "other" (outros) stays: in a tariff it names the residual lines ("; other").
+_WORD = re.compile(r"[a-z0-9]+(?:[-/.][a-z0-9]+)*")
+#: Salt of word codes, so that a word's code never equals an attribute's level code.
+WORD_SALT = np.uint64(0x5DE5C0DE0F0A7DE5)
+
+
+def fold(text: str) -> str:
+    """Lower case without accents: ``"Válvulas"`` -> ``"valvulas"``."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def words(text: str | None) -> list[str]:
+    """The distinct words of ``text`` in order of first appearance (``[]`` for a missing
+    or blank text)."""
+    if text is None or (not isinstance(text, str) and pd.isna(text)):
+        return []
+    seen: dict[str, None] = {}
+    for word in _WORD.findall(fold(str(text))):
+        if len(word) > 1 and word not in STOP_WORDS:
+            seen.setdefault(word, None)
+    return list(seen)
+
+
+def word_codes(texts: list[str] | np.ndarray) -> np.ndarray:
+    """uint64: the stable 64-bit code of each word (SipHash of its UTF-8 bytes, mixed)."""
+    if len(texts) == 0:
+        return np.zeros(0, dtype=np.uint64)
+    return mix64(string_hashes(np.asarray(texts, dtype=object)) ^ WORD_SALT)
+
+
+@dataclass(frozen=True)
+class Tokenised:
+    """The words of a column of texts, one entry per distinct text.
+
+    ``text_of_row[i]``: the distinct text of row ``i``; ``starts`` int64[K + 1] and
+    ``codes`` uint64: the word codes of distinct text k; ``vocabulary``: word code ->
+    word, for the words met."""
+
+    text_of_row: np.ndarray
+    starts: np.ndarray
+    codes: np.ndarray
+    vocabulary: dict[int, str]
+
+    @property
+    def n_texts(self) -> int:
+        return self.starts.size - 1
+
+    def of(self, k: int) -> np.ndarray:
+        return self.codes[self.starts[k]:self.starts[k + 1]]
+
+
+def tokenise(column: pd.Series) -> Tokenised:
+    """The words of every row of ``column``, tokenised once per distinct text."""
+    text_of_row, uniques = pd.factorize(column, use_na_sentinel=False)
+    per_text = [words(u) for u in uniques]
+    lengths = np.fromiter((len(w) for w in per_text), dtype=np.int64, count=len(per_text))
+    starts = np.zeros(len(per_text) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=starts[1:])
+    flat = [w for ws in per_text for w in ws]
+    codes = word_codes(flat)
+    vocabulary = dict(zip(codes.tolist(), flat, strict=True))
+    return Tokenised(text_of_row.astype(np.int64), starts, codes, vocabulary)
