@@ -151,7 +151,7 @@ def test_kernel_matches_its_plain_python_twin(models, history_rows, item_rows):
         description_fit(
             starts, flat, chain, model.judged, ROOT,
             prepared.code_index.slot_keys, prepared.code_index.slot_rows, prepared.code_n, prepared.code_parent,
-            prepared.pair_index.slot_keys, prepared.pair_index.slot_rows, prepared.pair_n,
+            prepared.pair_table,
             prepared.word_index.slot_keys, prepared.word_index.slot_rows, prepared.word_n,
             prepared.cand_starts, prepared.cand_codes, loo, model.smoothing, *out,
         )

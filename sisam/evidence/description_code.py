@@ -77,7 +77,7 @@ from sisam.encoding import Encoder
 from sisam.engine.hashtable import KeyIndex, build_index
 from sisam.engine.levels import mix64, mix64_int
 from sisam.evidence.base import EvidenceModel, ModelTables
-from sisam.evidence.description_kernels import description_fit
+from sisam.evidence.description_kernels import count_table, description_fit
 from sisam.evidence.words import Tokenised, tokenise
 from sisam.knowledge import Attribute, EvidenceSpec, Knowledge
 
@@ -109,7 +109,7 @@ class Prepared:
     code_n: np.ndarray
     code_parent: np.ndarray
     code_text: np.ndarray
-    pair_index: KeyIndex
+    pair_table: np.ndarray
     pair_keys: np.ndarray
     pair_n: np.ndarray
     word_index: KeyIndex
@@ -269,7 +269,7 @@ class DescriptionVsCode(EvidenceModel):
         cand_starts = np.searchsorted(chosen_group, np.arange(vocabulary["key"].size * n_levels + 1)).astype(np.int64)
         return Prepared(
             build_index(codes["key"]), codes["key"], codes["N"], codes["parent"], codes["text"],
-            build_index(pairs["key"]), pairs["key"], pairs["N"],
+            count_table(pairs["key"], pairs["N"]), pairs["key"], pairs["N"],
             build_index(vocabulary["key"]), vocabulary["key"], vocabulary["N"], vocabulary["text"],
             cand_starts, np.ascontiguousarray(pairs["code"][chosen]),
         )
@@ -289,7 +289,7 @@ class DescriptionVsCode(EvidenceModel):
         description_fit(
             starts, flat, chain, self.judged, ROOT,
             prepared.code_index.slot_keys, prepared.code_index.slot_rows, prepared.code_n, prepared.code_parent,
-            prepared.pair_index.slot_keys, prepared.pair_index.slot_rows, prepared.pair_n,
+            prepared.pair_table,
             prepared.word_index.slot_keys, prepared.word_index.slot_rows, prepared.word_n,
             prepared.cand_starts, prepared.cand_codes,
             1.0 if own_rows_counted else 0.0, self.smoothing,

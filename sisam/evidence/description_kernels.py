@@ -28,10 +28,51 @@ import math
 import numba as nb
 import numpy as np
 
-from sisam.engine.hashtable import EMPTY_ROW, lookup
+from sisam.engine.hashtable import EMPTY_ROW, capacity_for, lookup
 
 #: Chains hold at most this many codes below the root (8, 6, 4, 2 digits).
 MAX_DEPTH = 8
+#: A slot of a ``CountTable``: the key and its count side by side, so that a probe costs
+#: one cache line (the pairs table is the kernel's hot path: most of its probes miss).
+SLOT = np.dtype([("key", np.uint64), ("n", np.float64)])
+#: Posterior below which a group's codes are not candidates at the next finer level.
+BEAM = 1e-6
+#: The count of an empty slot (counts are never negative).
+EMPTY_N = -1.0
+
+
+def count_table(keys: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """An open-addressing table of ``SLOT`` from unique, well mixed uint64 ``keys`` to
+    ``counts`` (capacity a power of two, at least twice the keys; ``count_of`` probes it)."""
+    table = np.zeros(capacity_for(keys.size), dtype=SLOT)
+    table["n"] = EMPTY_N
+    _fill_counts(np.ascontiguousarray(keys, dtype=np.uint64), np.ascontiguousarray(counts, dtype=np.float64), table)
+    return table
+
+
+@nb.njit(cache=True, nogil=True)
+def _fill_counts(keys, counts, table):
+    mask = np.uint64(table.shape[0] - 1)
+    for row in range(keys.shape[0]):
+        slot = keys[row] & mask
+        while table[slot]["n"] != EMPTY_N:
+            slot = (slot + np.uint64(1)) & mask
+        table[slot]["key"] = keys[row]
+        table[slot]["n"] = counts[row]
+
+
+@nb.njit(inline="always", nogil=True)
+def count_of(table, key):
+    """The count of ``key``, 0.0 when it was never counted."""
+    mask = np.uint64(table.shape[0] - 1)
+    slot = key & mask
+    while True:
+        n = table[slot]["n"]
+        if n == EMPTY_N:
+            return 0.0
+        if table[slot]["key"] == key:
+            return n
+        slot = (slot + np.uint64(1)) & mask
 
 
 @nb.njit(inline="always", nogil=True)
@@ -61,7 +102,7 @@ def _value(slot_keys, slot_rows, values, key):
 def description_fit(
     starts, words, chain, judged, root,
     code_slots, code_rows, code_n, code_parent,
-    pair_slots, pair_rows, pair_n,
+    pairs,
     word_slots, word_rows, word_n, cand_starts, cand_codes,
     loo, s,
     out_p, out_best, out_best_code, out_known, out_n_code,
@@ -72,7 +113,7 @@ def description_fit(
     ``words[starts[i]:starts[i + 1]]``; ``chain`` uint64[P, D]: the declared code's key at
     each level, finest first; ``judged`` int64[J]: the chain columns judged; ``root``: the
     key of all declarations; ``code_*``: the codes table's index, N and parent key;
-    ``pair_*``: the pairs table's index and N; ``word_*``: the vocabulary's index and N;
+    ``pairs``: the pairs table's N as a ``count_table``; ``word_*``: the vocabulary's index and N;
     ``cand_starts`` int64[V * J + 1], ``cand_codes`` uint64: the candidates of the word in
     vocabulary row v at judged level l are ``cand_codes[cand_starts[v * J + l]:
     cand_starts[v * J + l + 1]]``; ``loo`` 1.0 to leave each pattern's declaration out,
@@ -102,7 +143,27 @@ def description_fit(
         out_known[i] = n_known
         for c in range(depth):
             out_n_code[i, c] = max(0.0, _value(code_slots, code_rows, code_n, chain[i, c]) - loo)
+        # P_X(t) of every code X met, for all known words at once: candidates share their
+        # ancestors (and the levels their candidates), so each code's shares are computed
+        # once per pattern. Whether a code's counts hold the pattern's own declaration
+        # depends on the code alone (is it on the pattern's chain?), so a code's shares
+        # are the same whichever candidate's path meets it.
+        capacity = 1
         for level in range(n_levels):
+            capacity += depth
+            for j in range(n_known):
+                v = known[j] * n_levels + level
+                capacity += depth * (cand_starts[v + 1] - cand_starts[v])
+        memo_keys = np.empty(capacity, dtype=np.uint64)
+        memo = np.empty((capacity, max(n_known, 1)))
+        memo_keys[0] = root
+        for j in range(n_known):
+            memo[0, j] = (known_n[j] + 0.5) / (n_root + 1.0)
+        n_memo = 1
+        survivors = np.empty(capacity, dtype=np.uint64)
+        n_survivors = 0
+        # coarsest level first: its survivors prune the next finer level's candidates
+        for level in range(n_levels - 1, -1, -1):
             column = judged[level]
             declared = chain[i, column]
             # candidates: the declared code first, then each known word's, without repeats
@@ -145,18 +206,42 @@ def description_fit(
                         if row == EMPTY_ROW:
                             break
                         key = code_parent[row]
-                # the pattern's own declaration is counted under its own chain only
+                if r > 0 and level < n_levels - 1:
+                    # beam: a candidate under no surviving group of the coarser level is out
+                    above = judged[level + 1] - column
+                    kept = False
+                    if above < n_path:
+                        for m in range(n_survivors):
+                            if survivors[m] == path[above]:
+                                kept = True
+                                break
+                    if not kept:
+                        scores[r] = -np.inf
+                        continue
+                # down the path from the root: each code's shares from its parent's
+                parent = 0
+                for h in range(n_path - 1, -1, -1):
+                    code = path[h]
+                    slot = -1
+                    for m in range(n_memo):
+                        if memo_keys[m] == code:
+                            slot = m
+                            break
+                    if slot < 0:
+                        slot = n_memo
+                        n_memo += 1
+                        memo_keys[slot] = code
+                        # the pattern's own declaration is counted under its own chain only
+                        own = loo if code == chain[i, column + h] else 0.0
+                        n_w = max(0.0, _value(code_slots, code_rows, code_n, code) - own)
+                        for j in range(n_known):
+                            n_tw = max(0.0, count_of(pairs, pair_key(code, known_word[j])) - own)
+                            memo[slot, j] = (n_tw + s * memo[parent, j]) / (n_w + s)
+                    parent = slot
                 n_x = max(0.0, _value(code_slots, code_rows, code_n, x) - (loo if r == 0 else 0.0))
                 score = math.log(n_x + 0.5)
                 for j in range(n_known):
-                    p = (known_n[j] + 0.5) / (n_root + 1.0)
-                    for h in range(n_path - 1, -1, -1):
-                        code = path[h]
-                        own = loo if code == chain[i, column + h] else 0.0
-                        n_w = max(0.0, _value(code_slots, code_rows, code_n, code) - own)
-                        n_tw = max(0.0, _value(pair_slots, pair_rows, pair_n, pair_key(code, known_word[j])) - own)
-                        p = (n_tw + s * p) / (n_w + s)
-                    score += math.log(p)
+                    score += math.log(memo[parent, j])
                 scores[r] = score
             top = scores[0]
             for r in range(1, n_cand):
@@ -174,3 +259,8 @@ def description_fit(
                     best_code = candidates[r]
             out_best[i, level] = best
             out_best_code[i, level] = best_code
+            n_survivors = 0
+            for r in range(n_cand):
+                if math.exp(scores[r] - top) / total >= BEAM:
+                    survivors[n_survivors] = candidates[r]
+                    n_survivors += 1

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+from sisam.evidence.description_kernels import BEAM
+
 
 def _path(code: int, column: int, chain: list[int], root: int, codes: dict[int, tuple[float, int]]) -> list[int]:
     """The code's chain from itself up to the root (excluded): the item's own for its
@@ -53,8 +55,10 @@ def description_fit(
         known = [w for w in pattern_words if words.get(w, 0.0) - loo > 0.0]
         out_known.append(len(known))
         out_n_code.append([max(0.0, codes.get(c, (0.0, 0))[0] - loo) for c in chain])
-        ps, bests, best_codes = [], [], []
-        for level, column in enumerate(judged):
+        ps, bests, best_codes = [0.0] * len(judged), [0.0] * len(judged), [0] * len(judged)
+        survivors: list[int] = []
+        for level in reversed(range(len(judged))):
+            column = judged[level]
             declared = chain[column]
             listed = [declared]
             for w in known:
@@ -63,20 +67,23 @@ def description_fit(
                         listed.append(x)
             scores = []
             for x in listed:
-                n_x = max(0.0, codes.get(x, (0.0, 0))[0] - (loo if x == declared else 0.0))
                 path = _path(x, column, chain, root, codes)
+                if x != declared and level < len(judged) - 1:
+                    above = judged[level + 1] - column
+                    if above >= len(path) or path[above] not in survivors:
+                        scores.append(-math.inf)
+                        continue
+                n_x = max(0.0, codes.get(x, (0.0, 0))[0] - (loo if x == declared else 0.0))
                 scores.append(math.log(n_x + 0.5) + sum(
                     math.log(_share(w, path, chain, words[w] - loo, n_root, loo, s, codes, pairs)) for w in known))
             top = max(scores)
             total = sum(math.exp(v - top) for v in scores)
             posteriors = [math.exp(v - top) / total for v in scores]
-            ps.append(posteriors[0])
-            best, best_code = 0.0, 0
+            ps[level] = posteriors[0]
             for x, posterior in zip(listed[1:], posteriors[1:], strict=True):
-                if posterior > best:
-                    best, best_code = posterior, x
-            bests.append(best)
-            best_codes.append(best_code)
+                if posterior > bests[level]:
+                    bests[level], best_codes[level] = posterior, x
+            survivors = [x for x, posterior in zip(listed, posteriors, strict=True) if posterior >= BEAM]
         out_p.append(ps)
         out_best.append(bests)
         out_best_code.append(best_codes)
