@@ -251,7 +251,9 @@ def part_values(part: PatternPart, knowledge: Knowledge, lang: str, pseudonymise
     Roles: ``party`` (named "this importer", value withheld), ``place`` (likewise, "this
     customs office", which phrases attach with "at"), ``hs`` (a tariff code or its
     prefix: ``digits``), ``band`` (``low`` <= x < ``high`` in ``unit``), ``evidence`` (an
-    evidence model's band: ``surprise`` 0-4 and ``support`` 0-3 or None), ``empty`` (declared
+    evidence model's band: ``surprise`` 0-4 and ``support`` 0-3 or None), ``text_fit`` (the
+    description model's band, ``sisam.evidence.description_code``: ``fit`` 0-4 and
+    ``support`` 0-3 or None), ``empty`` (declared
     blank: "no preferential claim"), ``missing``, ``hashed`` (pseudonymised) and ``value``.
     """
     attribute = knowledge.attributes[part.attribute]

@@ -212,15 +212,15 @@ def test_golden_description_sentences(models, lang: str):
     new code and unknown words, as an officer reads them."""
     from sisam.explain import Renderer, hide_facts
 
-    history = pd.concat([HISTORY, frame([("84818099", "Taps, cocks, valves and similar appliances")] * 3
-                                        + [("84818011", "Taps, cocks, valves and similar appliances")] * 3)],
-                        ignore_index=True)
+    vague = "Taps, cocks, valves and similar appliances"
+    history = pd.concat([HISTORY, frame([("84813000", vague)] * 3 + [("84814000", vague)] * 3
+                                        + [("84812090", vague)] * 3)], ignore_index=True)
     prepared = prepare_evidence(models, count_evidence(models, history))
     items = frame([
         ("84137010", "Stainless steel ball valve - Acme model VX-10"),
         ("84818011", "Stainless steel ball valve - Acme model VX-10"),
         ("61051000", "Stainless steel ball valve"),
-        ("84818099", "Taps, cocks, valves and similar appliances"),
+        ("84813000", vague),
         ("84818090", "Cotton shirts"),
         ("84818099", "Zzyzx qwerty"),
     ])
@@ -237,3 +237,19 @@ def test_golden_description_sentences(models, lang: str):
     if os.environ.get("SISAM_REGENERATE_GOLDEN") == "1":
         golden.write_text(text, encoding="utf-8")
     assert text == golden.read_text(encoding="utf-8"), f"regenerate {golden} with SISAM_REGENERATE_GOLDEN=1 if intended"
+
+
+@pytest.mark.parametrize(("lang", "value", "phrase"), [
+    ("en", "s4n2", "fit of the description's words with the code: the words point to another chapter "
+                   "(code declared up to 99 times)"),
+    ("en", "s1", "fit of the description's words with the code: the words fit the heading but point to no code"),
+    ("pt-BR", "s2n3", "aderência das palavras da descrição à NCM: as palavras apontam para outra NCM da posição "
+                      "(NCM declarada 100 vezes ou mais)"),
+])
+def test_a_pattern_of_the_band_reads_as_where_the_words_point(lang: str, value: str, phrase: str):
+    from sisam.attribution import PatternPart
+    from sisam.explain import Renderer
+
+    level = "value" if "n" in value else "prefix:2"
+    part = (PatternPart("ev_description_given_code", level, value, None),)
+    assert Renderer(load_knowledge(), lang).phrases([part])[part] == phrase
