@@ -253,3 +253,21 @@ def test_a_pattern_of_the_band_reads_as_where_the_words_point(lang: str, value: 
     level = "value" if "n" in value else "prefix:2"
     part = (PatternPart("ev_description_given_code", level, value, None),)
     assert Renderer(load_knowledge(), lang).phrases([part])[part] == phrase
+
+
+def test_knowledge_base_stores_the_tables_and_exports_them(models, tmp_path: Path):
+    from sisam import kb
+    from sisam.engine.counts import PatternCounts
+    from sisam.evidence import from_kb_tables, kb_tables
+
+    tables = count_evidence(models, pd.concat([HISTORY, frame([(None, "Loose valve")])], ignore_index=True))
+    meta = {"x": kb.FactorMeta("x", ("importer",), (1,), 7)}
+    coefficients = {"x": {"S": np.ones(2), "d": np.ones(2)}}
+    version = kb.create(tmp_path / "kb", meta, {"x": PatternCounts.empty()}, coefficients, {"dnet": np.ones(2)},
+                        ("a", "any"), kb.Provenance(), "catalog", tables=kb_tables(tables))
+    loaded = from_kb_tables(kb.open_version(tmp_path / "kb", version).tables)[NAME]
+    for table, columns in tables[NAME].items():
+        for column, values in columns.items():
+            assert loaded[table][column].dtype == values.dtype and loaded[table][column].tolist() == values.tolist()
+    exported = kb.export_parquet(tmp_path / "kb", tmp_path / "parquet")
+    assert {f"extra_evidence__{NAME}__{t}" for t in ("codes", "pairs", "vocabulary")} <= set(exported)

@@ -219,7 +219,8 @@ class DescriptionVsCode(EvidenceModel):
             code_n.append(np.bincount(inverse.ravel(), minlength=unique.size).astype(np.float64))
             code_parent.append(row_chain[first, c + 1] if c + 1 < depth else np.full(unique.size, ROOT))
             code_level.append(np.full(unique.size, c, dtype=np.int64))
-            code_text.append(texts[c][first])
+            # a missing code is stored as "" (the knowledge base keeps strings, not None)
+            code_text.append(np.array(["" if t is None else t for t in texts[c][first]], dtype=object))
         codes = _sorted_table(np.concatenate(code_keys), N=np.concatenate(code_n),
                               parent=np.concatenate(code_parent), level=np.concatenate(code_level),
                               text=np.concatenate(code_text))
