@@ -38,10 +38,16 @@ _WORD = re.compile(r"[a-z0-9]+(?:[-/.][a-z0-9]+)*")
 WORD_SALT = np.uint64(0x5DE5C0DE0F0A7DE5)
 
 
+#: Unicode's blocks of combining marks (accents once NFKD has split them from their letters).
+_COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+
+
 def fold(text: str) -> str:
     """Lower case without accents: ``"Válvulas"`` -> ``"valvulas"``."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
+    text = text.lower()
+    if text.isascii():  # most descriptions: nothing to fold
+        return text
+    return _COMBINING.sub("", unicodedata.normalize("NFKD", text))
 
 
 def words(text: str | None) -> list[str]:
