@@ -42,8 +42,12 @@ chapter). A word is known if some other declaration held it; unknown words (a ne
 number) say nothing and are left out. Candidates are the declared code and, for each
 known word, the K codes of the level it was most often declared under: the normaliser
 is over them, not over every code (a code under which none of the words was ever seen
-has a vanishing score whenever one of them is specific). Computed once per distinct
-(description, code) pattern by ``description_kernels.description_fit``.
+has a vanishing score whenever one of them is specific). Levels are voted coarsest
+first, and a code is a candidate at a finer level only if its group at the coarser
+judged level got a posterior of at least ``description_kernels.BEAM`` (1e-6) there (the
+declared code always is): a beam that drops codes of chapters and headings the words
+rule out. Computed once per distinct (description, code) pattern by
+``description_kernels.description_fit``.
 
 Leave-one-out. At learning (``own_rows_counted``) the item's own declaration is taken out
 of every count it is in (root, its code's chain, its words, its pairs), so a history item

@@ -8,7 +8,9 @@ For every pattern i (a distinct description with its declared code) and every ju
 level l of the code's chain (``judged[l]``: a column of ``chain``, e.g. 8, 4 and 2
 digits), the candidates are the declared code at that level and, for each of the
 pattern's known words, the codes the word was most often declared under (``cand_*``,
-prepared once per knowledge-base version). Each candidate X gets
+prepared once per knowledge-base version), less those whose group at the next coarser
+judged level got a posterior below ``BEAM`` (levels are voted coarsest first). Each
+candidate X gets
 
     score(X) = log(N_X + 1/2) + sum over known words t of log P_X(t)
 
