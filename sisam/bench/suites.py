@@ -189,14 +189,20 @@ def resolve_variants(variants: list[tuple[str, Path]], without: list[tuple[str, 
 # ------------------------------------------------------------------ synthetic
 
 
-def peer_features(knowledge: Knowledge, frame: pd.DataFrame, label: str, encoder) -> pd.DataFrame:
-    """The attributes of ``label``'s network that read columns of ``frame``, each as its
-    finest level's code."""
+def peer_attributes(knowledge: Knowledge, columns, label: str) -> list[str]:
+    """The attributes of ``label``'s network that read one of ``columns``."""
     names = []
     for factor in knowledge.networks[label].factors:
         for a in knowledge.factors[factor].attributes:
-            if a not in names and knowledge.attributes[a].column in frame.columns:
+            if a not in names and knowledge.attributes[a].column in columns:
                 names.append(a)
+    return names
+
+
+def peer_features(knowledge: Knowledge, frame: pd.DataFrame, label: str, encoder) -> pd.DataFrame:
+    """The attributes of ``label``'s network that read columns of ``frame``, each as its
+    finest level's code."""
+    names = peer_attributes(knowledge, frame.columns, label)
     return pd.DataFrame({a: encoder.codes(knowledge.attributes[a])[:, 0] for a in names})
 
 
@@ -223,7 +229,8 @@ def synthetic_suite(
     variants = variants or [Variant(DEFAULT_VARIANT, None, "the shipped knowledge catalog")]
     peers = peers if peers is not None else default_peers()
     world = work / "world"
-    world_record = {"items": items, "days": 365, "seed": seed, "code": source_hash()}
+    world_record = {"items": items, "days": 365, "seed": seed, "code": source_hash("synth", "contract.py", "knowledge.py"),
+                    "errors": _file_hash(data_dir("knowledge") / "errors.toml")}  # fmt: skip
     cached = reusable(work / "world.json", world_record)
     if cached is not None and (world / "truth.parquet").exists():
         summary_facts = cached
@@ -250,7 +257,7 @@ def synthetic_suite(
     for variant in variants:
         knowledge = load_knowledge(variant.folder) if variant.folder else shipped
         kb_dir = work / f"kb-{variant.name}"
-        kb_record = {**world_record, "catalog_hash": knowledge.hash, "fit_sample": fit_sample}
+        kb_record = {**world_record, "catalog_hash": knowledge.hash, "fit_sample": fit_sample, "sisam": source_hash()}
         learnt = reusable(work / f"kb-{variant.name}.json", kb_record)
         if learnt is None or not kb_dir.exists():
             (work / f"kb-{variant.name}.json").unlink(missing_ok=True)
@@ -287,8 +294,12 @@ def synthetic_suite(
     labels = labels[inspected]
     del frame, rect
     train_encoder, test_encoder = Encoder(train), Encoder(test)
+    # what the peers see: each error type's attributes as defined (not the whole catalog,
+    # so that a factor added to the networks does not void the peers' scores)
+    features = {e: [repr(shipped.attributes[a]) for a in peer_attributes(shipped, test.columns, e)] for e in error_ids}
+    peer_code = source_hash("bench/peers.py", "encoding.py", "engine/levels.py", "labels.py", "declarations.py")
     for peer in peers.peers:
-        peer_record = {**world_record, "catalog_hash": shipped.hash, "peer": peer.name}
+        peer_record = {**world_record, "peer": peer.name, "code": [world_record["code"], peer_code], "features": features}
         cache = work / "peers" / f"{peer.key}.parquet"
         seconds = reusable(work / "peers" / f"{peer.key}.json", peer_record)
         if seconds is not None and cache.exists():
@@ -329,16 +340,22 @@ def synthetic_suite(
     }
 
 
-def source_hash() -> str:
-    """sha256 of sisam's Python sources (the report's rendering and the CLI aside): what a
-    world, a knowledge base or a peer's scores cached in a ``work`` folder depend on."""
+def source_hash(*parts: str) -> str:
+    """sha256 of sisam's Python sources under ``parts`` (files or folders of the package;
+    none: all of them but the report's rendering and the CLI): what a world, a knowledge
+    base or a peer's scores cached in a ``work`` folder depend on."""
     root = Path(__file__).resolve().parents[1]
+    paths = [p for part in parts for p in ((root / part).rglob("*.py") if (root / part).is_dir() else [root / part])]
+    if not parts:
+        paths = [p for p in root.rglob("*.py") if p.relative_to(root).as_posix() not in ("bench/report.py", "cli.py")]
     digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        relative = path.relative_to(root).as_posix()
-        if relative not in ("bench/report.py", "cli.py"):
-            digest.update(relative.encode() + b"\0" + path.read_bytes() + b"\0")
+    for path in sorted(paths):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
+
+
+def _file_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def reusable(path: Path, record: dict) -> dict | None:
