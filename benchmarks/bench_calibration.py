@@ -24,7 +24,8 @@ Experiments (``--experiment``, repeatable; default: all):
   combined per error type with one weight per factor (and an intercept) fitted by logistic
   regression on the inspected history items' exact leave-one-out factor log-odds, instead
   of the one shared weight min(1, dnet / m). It measures how much the network rule leaves
-  on the table.
+  on the table. ``stacked_no_intercept``: the same without the intercept (the base rate
+  stays the knowledge base's), to tell the factors' weights from a shift of the base rate.
 
     PYTHONPATH=. python benchmarks/bench_calibration.py --work /work/bench-200k/s7 --seed 7
 
@@ -90,7 +91,8 @@ def knowledge_with_factor(name: str, attributes: tuple[str, ...], out: Path) -> 
     return out
 
 
-def stacked(kb_dir: Path, knowledge, world: Path, test: pd.DataFrame, error_ids: list[str]) -> dict[str, np.ndarray]:
+def stacked(kb_dir: Path, knowledge, world: Path, test: pd.DataFrame, error_ids: list[str],
+            intercept: bool = True) -> dict[str, np.ndarray]:
     """Test scores of the ``stacked`` experiment (see the module docstring)."""
     from sklearn.linear_model import LogisticRegression
 
@@ -119,9 +121,26 @@ def stacked(kb_dir: Path, knowledge, world: Path, test: pd.DataFrame, error_ids:
         members = np.flatnonzero(scorer.membership[:, j])
         x = np.column_stack([loo_lo[f][:, j] - root[:, j] for f in members])
         x_test = np.column_stack([test_lo[f][:, j] - test_base[j] for f in members])
-        model = LogisticRegression(C=1.0, max_iter=2000).fit(x, y[:, j])
-        out[e] = model.predict_proba(x_test)[:, 1]
+        if intercept:
+            model = LogisticRegression(C=1.0, max_iter=2000).fit(x, y[:, j])
+            out[e] = model.predict_proba(x_test)[:, 1]
+        else:  # lo = lo(p_e) + sum_f w_f x_f: the base rate as a fixed offset
+            w = _offset_logistic(x, root[:, j], y[:, j])
+            out[e] = 1.0 / (1.0 + np.exp(-(test_base[j] + x_test @ w)))
     return out
+
+
+def _offset_logistic(x: np.ndarray, offset: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Weights w of logistic regression lo = offset + x w with sklearn's C = 1 penalty."""
+    from scipy.optimize import minimize
+
+    def loss(w):
+        lo = offset + x @ w
+        p = 1.0 / (1.0 + np.exp(-lo))
+        nll = np.sum(np.logaddexp(0.0, lo) - y * lo)
+        return nll + 0.5 * w @ w, x.T @ (p - y) + w
+
+    return minimize(loss, np.ones(x.shape[1]) / x.shape[1], jac=True, method="L-BFGS-B").x
 
 
 def main() -> None:
@@ -140,6 +159,7 @@ def main() -> None:
         "main_effects": (catalogs["main_effects"], None),
         "main_effects_wide_d": (catalogs["main_effects"], WIDE_D_GRID),
         "stacked": (None, None),
+        "stacked_no_intercept": (None, None),
     }
     chosen = args.experiment or list(experiments)
 
@@ -152,9 +172,9 @@ def main() -> None:
     for name in chosen:
         folder, grid = experiments[name]
         knowledge = load_knowledge(folder) if folder else shipped
-        if name == "stacked":
+        if name.startswith("stacked"):
             shipped_kb = work / "kb-calibration-shipped"
-            scores[name] = stacked(shipped_kb, shipped, world, test, error_ids)
+            scores[name] = stacked(shipped_kb, shipped, world, test, error_ids, intercept=name == "stacked")
             probabilistic.add(name)
             facts[name] = {"from": str(shipped_kb)}
             continue
