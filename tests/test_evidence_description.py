@@ -73,7 +73,7 @@ def test_a_word_seen_under_one_heading_only_makes_another_heading_surprising(mod
     assert sibling["fit"] == 2 and sibling["usual"] == "84818099"
     # the words quoted are those least usual under the declared heading, with their counts
     assert heading["declared_at"] == "8413" and heading["n_at"] == 40.0
-    assert heading["words"][0] == {"word": "valve", "n_here": 0.0, "n_all": 40.0}
+    assert heading["words"][0] == {"word": "valve", "n_here": 0.0, "n_usual": 40.0, "n_all": 40.0}
 
 
 def test_unseen_words_and_codes_fall_back_and_say_so(models):

@@ -346,9 +346,16 @@ class DescriptionVsCode(EvidenceModel):
             n_pair = np.maximum(_lookup(prepared.pair_keys, prepared.pair_n, pair_keys(
                 np.full(word_codes.size, declared_key), word_codes)) - loo, 0.0)
             # the known words least usual under the declared code, against all declarations
-            lift = ((n_pair + 0.5) / (n_here + 1.0)) / ((n_word + 0.5) / (n_all + 1.0))
-            order = [int(w) for w in np.argsort(lift, kind="stable") if known[w]][:QUOTED_WORDS]
             best_key = int(fit.best_code[k, at])
+            # the code the words point to instead (not on the item's chain: no own row)
+            n_usual = float(_lookup(prepared.code_keys, prepared.code_n, best_key)[0]) if best_key else 0.0
+            n_usual_pair = _lookup(prepared.pair_keys, prepared.pair_n, pair_keys(
+                np.full(word_codes.size, np.uint64(best_key)), word_codes)) if best_key else np.zeros(word_codes.size)
+            # quoted: the known words that most favour that code over the declared one, or
+            # without one the least usual under the declared code against all declarations
+            against = (n_usual_pair + 0.5) / (n_usual + 1.0) if best_key else (n_word + 0.5) / (n_all + 1.0)
+            ratio = against / ((n_pair + 0.5) / (n_here + 1.0))
+            order = [int(w) for w in np.argsort(-ratio, kind="stable") if known[w]][:QUOTED_WORDS]
             facts.append({
                 "model": self.name,
                 "kind": self.kind,
@@ -366,8 +373,9 @@ class DescriptionVsCode(EvidenceModel):
                 "usual": str(_lookup(prepared.code_keys, prepared.code_text, best_key, default=None)[0])
                 if best_key else None,
                 "p_usual": float(fit.best[k, at]),
+                "n_usual": n_usual,
                 "words": [{"word": fit.words.vocabulary[int(word_codes[w])], "n_here": float(n_pair[w]),
-                           "n_all": float(n_word[w])} for w in order],
+                           "n_usual": float(n_usual_pair[w]), "n_all": float(n_word[w])} for w in order],
                 "n_words": int(word_codes.size),
                 "n_known": int(fit.known[k]),
                 "code_unseen": bool(fit.n_code[k, 0] == 0),
