@@ -313,7 +313,11 @@ def hide_facts(facts: Mapping[str, Any], knowledge: Knowledge, lang: str, pseudo
 
     out = dict(facts)
     if facts["kind"] == "description_vs_code":
-        # words can name a brand or a model: hashed like identities when pseudonymising
+        # codes are hashed like every declared value, and words too: they can name a
+        # brand or a model
+        for key in ("declared", "declared_at", "usual"):
+            out[key] = hide(facts[key])
+        out["judged"] = [{**j, "declared": hide(j["declared"])} for j in facts["judged"]]
         out["words"] = [{**w, "word": hide(w["word"])} for w in facts["words"]]
         return out
     if facts["kind"] == "novelty":

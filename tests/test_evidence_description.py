@@ -271,3 +271,14 @@ def test_knowledge_base_stores_the_tables_and_exports_them(models, tmp_path: Pat
             assert loaded[table][column].dtype == values.dtype and loaded[table][column].tolist() == values.tolist()
     exported = kb.export_parquet(tmp_path / "kb", tmp_path / "parquet")
     assert {f"extra_evidence__{NAME}__{t}" for t in ("codes", "pairs", "vocabulary")} <= set(exported)
+
+
+def test_pseudonymised_facts_hide_codes_and_words(models):
+    from sisam.explain import hide_facts, pseudonym
+
+    (fact,) = facts_of(models, HISTORY, frame([("84137010", "Stainless steel ball valve")]))
+    hidden = hide_facts(fact, load_knowledge(), "en", True)
+    text = repr(hidden)
+    for value in ("84137010", "8413", "8481", "valve", "stainless"):
+        assert f"'{value}'" not in text
+    assert hidden["declared_at"] == pseudonym("8413") and hidden["n_at"] == fact["n_at"]
