@@ -8,7 +8,9 @@ allocator keeps freed blocks in its heaps rather than returning them (its thresh
 serving large blocks by ``mmap``, which are returned on free, rises to 32 MB after the
 first such free), so numpy's temporaries of a few megabytes each pile up. ``malloc_trim``
 returns them; with it, the resident memory after each chunk stayed flat. Elsewhere than on
-glibc this does nothing.
+glibc this does nothing. Arrow's memory pool (mimalloc), which holds pandas' strings, keeps
+freed segments likewise: at 20 million items its segments held 3.4 GB after ten chunks, so
+it is asked to release them too.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+
+import pyarrow
 
 
 @functools.cache
@@ -30,7 +34,9 @@ def _malloc_trim():
 
 
 def release_freed_memory() -> None:
-    """Return the allocator's free memory to the operating system (glibc only)."""
+    """Return the allocators' free memory to the operating system: Arrow's memory pool's
+    (pandas' strings live there) and glibc's."""
+    pyarrow.default_memory_pool().release_unused()
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
