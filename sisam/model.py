@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ from sisam.engine.counts import PatternCounts, merge
 from sisam.engine.fit import fit_coefficients
 from sisam.engine.hashtable import KeyIndex, build_index
 from sisam.engine.hpb import FactorState, factor_log_odds
+from sisam.engine.lattice import Lattice
 from sisam.engine.network import network_probabilities
 from sisam.errors import SisamError
 from sisam.evidence import (
@@ -123,7 +124,7 @@ def _fit(
 ) -> FittedCoefficients:
     names = list(plans)
     fitted = fit_coefficients(
-        [FactorState(plans[n].lattice, counts[n], build_index(counts[n].keys)) for n in names],
+        _IndexedFactors([plans[n].lattice for n in names], [counts[n] for n in names]),
         [inspected_keys[n] for n in names],
         inspected_labels,
         network_membership(knowledge),
@@ -135,6 +136,21 @@ def _fit(
         {n: {"S": fitted.s[f], "d": fitted.d[f], "loo_loglik": loglik[f]} for f, n in enumerate(names)},
         {"dnet": fitted.dnet, "loo_loglik": fitted.chosen_network_loglik},
     )
+
+
+class _IndexedFactors(Sequence[FactorState]):
+    """The factors' states for the fit, each indexed when the fit reaches it: the fit
+    visits factors one at a time, so only one key index (16 bytes a slot, two to four slots
+    a pattern) is held at a time rather than all of them (at 20 million items, gigabytes)."""
+
+    def __init__(self, lattices: list[Lattice], counts: list[PatternCounts]):
+        self.lattices, self.counts = lattices, counts
+
+    def __len__(self) -> int:
+        return len(self.counts)
+
+    def __getitem__(self, f: int) -> FactorState:  # type: ignore[override]
+        return FactorState(self.lattices[f], self.counts[f], build_index(self.counts[f].keys))
 
 
 def learn(
