@@ -48,7 +48,7 @@ from sisam.evidence import (
 )
 from sisam.knowledge import Knowledge
 from sisam.labels import label_matrix, match_rectified
-from sisam.memory import release_freed_memory
+from sisam.memory import release_freed_memory, serve_large_blocks_by_mmap
 
 log = logging.getLogger("sisam.history")
 
@@ -119,6 +119,7 @@ def count_history(
     ``evidence_base(provenance)`` gives the evidence tables to add this history's to, and
     the decay to scale them by (a knowledge base's when updating: the decay depends on the
     history's dates, hence the call)."""
+    serve_large_blocks_by_mmap()
     rect = read_declarations(rectified, kind="rectified")
     files = tuple(str(p.resolve()) for p in (declarations, rectified))
     models = evidence_models(knowledge)
