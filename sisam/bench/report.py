@@ -471,13 +471,14 @@ def _scale(r: Report, part: dict) -> None:
     rows = []
     for p in part["points"]:
         rows.append([f"{p['items']:,}", f"{p['history_items']:,}", num(p["generate"]["seconds"], "{:.1f}"),
-                     num(p["learn"]["seconds"], "{:.1f}"), f"{p['learn']['items_per_s']:,.0f}", num(p["learn"]["peak_gib"], "{:.2f}"),
-                     f"{p['test_items']:,}", num(p["score"]["seconds"], "{:.1f}"), f"{p['score']['items_per_s']:,.0f}",
+                     num(p["learn"]["seconds"], "{:.1f}"), num(p["learn"].get("cpu_seconds"), "{:.1f}"), f"{p['learn']['items_per_s']:,.0f}",
+                     num(p["learn"]["peak_gib"], "{:.2f}"), f"{p['test_items']:,}", num(p["score"]["seconds"], "{:.1f}"),
+                     num(p["score"].get("cpu_seconds"), "{:.1f}"), f"{p['score']['items_per_s']:,.0f}",
                      num(p["score"]["peak_gib"], "{:.2f}"), f"{p['kb']['patterns']:,}", num(p["kb"]["bytes_per_pattern"], "{:.1f}"),
                      f"{p.get('measured_utc', '?')}, load {num(p.get('load_average_1m'), '{:.1f}')}"
                      + (" (earlier sitting)" if p.get("measured_earlier") else "")])  # fmt: skip
-    r.table(["world items", "history items", "generate s", "learn s", "learn items/s", "learn peak GiB", "test items",
-             "score s", "score items/s", "score peak GiB", "KB patterns", "KB bytes/pattern", "measured (UTC), load"], rows)  # fmt: skip
+    r.table(["world items", "history items", "generate s", "learn s", "learn CPU s", "learn items/s", "learn peak GiB", "test items",
+             "score s", "score CPU s", "score items/s", "score peak GiB", "KB patterns", "KB bytes/pattern", "measured (UTC), load"], rows)  # fmt: skip
     if part["points"]:
         series = {
             "learn items/s": [(p["items"], p["learn"]["items_per_s"]) for p in part["points"]],

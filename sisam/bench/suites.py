@@ -436,8 +436,9 @@ def real_suite(
 
 def _run(command: list[str], work: Path, say: Say) -> dict:
     """Run ``sisam COMMAND`` in a fresh process: wall seconds (process start, imports and
-    Parquet input/output included), its last output line, and its own peak resident
-    memory, from the kernel's accounting of that child (``wait4``)."""
+    Parquet input/output included), its CPU seconds (on a shared machine wall time
+    overstates the work), its last output line, and its own peak resident memory, from the
+    kernel's accounting of that child (``wait4``)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH")) if p)}
     out_path, err_path = work / "stdout.txt", work / "stderr.txt"
     start = time.perf_counter()
@@ -449,9 +450,10 @@ def _run(command: list[str], work: Path, say: Say) -> dict:
     if process.returncode != 0:
         raise SisamError(f"`sisam {' '.join(command)}` failed ({process.returncode}): {err_path.read_text()[-2000:]}")
     last = (out_path.read_text().strip().splitlines() or [""])[-1]
-    say(f"  sisam {command[0]}: {seconds:.1f} s, peak {usage.ru_maxrss / 2**20:.2f} GiB: {last}")
+    cpu = usage.ru_utime + usage.ru_stime
+    say(f"  sisam {command[0]}: {seconds:.1f} s ({cpu:.1f} s CPU), peak {usage.ru_maxrss / 2**20:.2f} GiB: {last}")
     # Linux reports ru_maxrss in KiB
-    return {"seconds": seconds, "peak_gib": usage.ru_maxrss / 2**20, "output": last}
+    return {"seconds": seconds, "cpu_seconds": cpu, "peak_gib": usage.ru_maxrss / 2**20, "output": last}
 
 
 def scale_suite(
