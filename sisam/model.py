@@ -43,13 +43,14 @@ from sisam.engine.fit import fit_coefficients
 from sisam.engine.hashtable import KeyIndex, build_index
 from sisam.engine.hpb import FactorState, factor_log_odds
 from sisam.engine.lattice import Lattice
-from sisam.engine.network import network_probabilities
+from sisam.engine.network import ServedLogOdds, served_network_scores
 from sisam.errors import SisamError
 from sisam.evidence import (
     EvidenceTables,
     PreparedEvidence,
     add_evidence_columns,
     count_evidence,
+    evidence_columns,
     evidence_facts,
     evidence_models,
     from_kb_tables,
@@ -412,10 +413,18 @@ class Scorer:
     def with_evidence(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``frame`` with the catalog's evidence columns (none to add: ``frame`` itself);
         idempotent, so that callers may pass frames that already have them."""
+        return self.encoder(frame).frame
+
+    def encoder(self, frame: pd.DataFrame) -> Encoder:
+        """An ``Encoder`` of ``with_evidence(frame)``, holding the level codes the
+        evidence models computed on the way (the contract columns they share with the
+        factors are coded once)."""
         frame = self.with_successors(frame)
-        if self.evidence is None or all(m.column in frame for m in self.evidence.models.values()):
-            return frame
-        return add_evidence_columns(frame, self.evidence.models, self.evidence, own_rows_counted=False)
+        encoder = Encoder(frame)
+        missing = {name: m for name, m in self.evidence.models.items() if m.column not in frame} if self.evidence else {}
+        if not missing:
+            return encoder
+        return encoder.with_columns(evidence_columns(encoder, missing, self.evidence, own_rows_counted=False))
 
     def evidence_facts(self, frame: pd.DataFrame) -> list[list[dict[str, Any]]]:
         """Per row of ``frame``, the facts behind every evidence band (``sisam.evidence``)."""
@@ -428,21 +437,22 @@ class Scorer:
         knowledge = knowledge or load_knowledge()
         return cls(kb.open_version(kb_dir, expected_catalog_hash=knowledge.hash), knowledge)
 
-    def factor_log_odds(self, frame: pd.DataFrame) -> tuple[list[np.ndarray], np.ndarray]:
-        """Per factor (catalog order) float64[n, E] lo(P_e) of every item's full pattern,
+    def served_log_odds(self, frame: pd.DataFrame) -> tuple[list[ServedLogOdds], np.ndarray]:
+        """Per factor (catalog order) lo(P_e) of the full pattern of each distinct item
+        (rows distinct over the factor's attributes, ``Encoder.distinct_keys``) for the
+        labels whose network uses the factor (about a third of the factor x label pairs),
         and float64[E] lo(p_e), the base rate every network calibrates towards.
 
-        A factor is evaluated only for the labels whose network uses it (about a third of
-        the factor x label pairs); its other columns hold the base rate, i.e. no evidence,
-        which the network combination ignores anyway."""
-        encoder = Encoder(self.with_evidence(frame))
-        n_labels = len(self.knowledge.label_ids)
-        served_full, base = [], np.full(n_labels, np.nan)
+        Items with the same values at every level of a factor's attributes have the same
+        keys, hence the same bits: the factor is evaluated once for all of them."""
+        encoder = self.encoder(frame)
+        factors, base = [], np.full(len(self.knowledge.label_ids), np.nan)
         for f, (name, plan) in enumerate(self.plans.items()):
             coefficients = self.version.coefficients[name]
             served = np.flatnonzero(self.membership[f])
+            distinct = encoder.distinct_keys(plan)
             result = factor_log_odds(
-                encoder.keys(plan),
+                distinct.keys,
                 plan.lattice,
                 self.version.counts[name],
                 self.indexes[name],
@@ -454,11 +464,19 @@ class Scorer:
             # label gives its base rate, bit for bit
             unset = served[np.isnan(base[served])]
             base[unset] = result.root[0, np.searchsorted(served, unset)]
-            served_full.append((served, result.full))
+            factors.append(ServedLogOdds(result.full, distinct.inverse, served))
+        return factors, base
+
+    def factor_log_odds(self, frame: pd.DataFrame) -> tuple[list[np.ndarray], np.ndarray]:
+        """Per factor (catalog order) float64[n, E] lo(P_e) of every item's full pattern,
+        and float64[E] lo(p_e): ``served_log_odds`` expanded, the columns of labels whose
+        network does not use the factor holding the base rate (no evidence, which the
+        network combination ignores anyway)."""
+        factors, base = self.served_log_odds(frame)
         full = []
-        for served, lo_served in served_full:
-            lo = np.broadcast_to(base, (len(frame), n_labels)).copy()
-            lo[:, served] = lo_served
+        for factor in factors:
+            lo = np.broadcast_to(base, (len(frame), base.size)).copy()
+            lo[:, factor.labels] = factor.lo[factor.rows]
             full.append(lo)
         return full, base
 
@@ -466,8 +484,8 @@ class Scorer:
         """float64[n, E]: every item's probability of every label."""
         if len(frame) == 0:
             return np.zeros((0, len(self.knowledge.label_ids)))
-        full, base = self.factor_log_odds(frame)
-        return network_probabilities(full, base, self.membership, self.version.network_coefficients["dnet"])
+        factors, base = self.served_log_odds(frame)
+        return served_network_scores(factors, base, self.version.network_coefficients["dnet"])[1]
 
     def score_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The contract's score table (section 4) for ``frame``."""

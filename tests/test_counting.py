@@ -20,6 +20,8 @@ from sisam.engine.counting import count_factor, count_factor_codes
 from sisam.engine.counts import PatternCounts, merge
 from sisam.engine.keys import (
     SHAPE_BITS,
+    distinct_factor_keys,
+    distinct_rows,
     factor_keys,
     factor_salt,
     pattern_keys,
@@ -268,6 +270,36 @@ def test_a_block_of_keys_is_a_slice_of_the_keys_transposed() -> None:
     block = np.empty((7, 50), dtype=np.uint64)
     pattern_keys_block(codes, lattice.levels, lattice.level_counts, salt, 30, block)
     np.testing.assert_array_equal(block, keys[:, 30:37].T)
+
+
+@given(st.integers(0, 2**32), st.integers(0, 60), st.integers(1, 4))
+@SETTINGS
+def test_distinct_rows_group_exactly_the_equal_rows(seed: int, n: int, values: int) -> None:
+    rng = np.random.default_rng(seed)
+    widths = (3, 1, 2)
+    codes = [rng.integers(0, values, (n, m)).astype(np.uint64) for m in widths]
+    lattice = build_lattice(widths)
+    stacked = stack_codes(codes)
+    stacked[:, 1, 1:] = rng.integers(0, 2**63, (n, 2)).astype(np.uint64)  # padding: never read
+    inverse, first = distinct_rows(stacked, lattice.level_counts)
+    groups: dict[tuple[int, ...], int] = {}  # the obvious way: rows as tuples, in order
+    for i in range(n):
+        row = tuple(int(c) for a in range(len(widths)) for c in codes[a][i])
+        assert inverse[i] == groups.setdefault(row, len(groups))
+    assert first.tolist() == [int(np.flatnonzero(inverse == g)[0]) for g in range(len(groups))]
+    distinct = distinct_factor_keys("f", codes, lattice)
+    np.testing.assert_array_equal(distinct.keys[distinct.inverse], factor_keys("f", codes, lattice))
+
+
+def test_distinct_rows_keep_rows_sharing_a_slot_apart() -> None:
+    """Thousands of rows in a table of 16,384 slots: many share a home slot, and each is
+    found again past the others on its probe sequence."""
+    lattice = build_lattice((1,))
+    n = 5000
+    codes = np.arange(n, dtype=np.uint64).reshape(n, 1, 1)
+    inverse, first = distinct_rows(np.concatenate([codes, codes]), lattice.level_counts)
+    np.testing.assert_array_equal(inverse, np.r_[np.arange(n), np.arange(n)])
+    np.testing.assert_array_equal(first, np.arange(n))
 
 
 def test_pattern_keys_ignore_padding_and_check_widths() -> None:

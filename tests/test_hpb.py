@@ -487,6 +487,33 @@ def test_network_combination_matches_reference(n_factors, n_labels, seed):
 
 
 @SETTINGS
+@given(st.integers(1, 4), st.integers(2, 6), st.integers(1, 9), st.integers(0, 1000))
+def test_served_log_odds_give_the_bits_of_full_arrays(n_factors, n_labels, n_items, seed):
+    """Factors given for the labels they serve, one row per distinct item, combine to the
+    very bits of the same log-odds expanded to float64[n, E] per factor."""
+    rng = np.random.default_rng(seed)
+    membership = rng.random((n_factors, n_labels)) < 0.5
+    base = rng.normal(-3, 1, n_labels)
+    dnet = rng.choice([0.5, 1.0, 1.5, 2.0, 3.0], n_labels)
+    served, full = [], []
+    for f in range(n_factors):
+        labels = np.flatnonzero(membership[f])
+        distinct = rng.normal(-3, 4, (rng.integers(1, n_items + 1), labels.size))
+        rows = rng.integers(0, distinct.shape[0], n_items)
+        served.append(network.ServedLogOdds(distinct, rows, labels))
+        lo = np.broadcast_to(base, (n_items, n_labels)).copy()
+        lo[:, labels] = distinct[rows]
+        full.append(lo)
+    got = network.served_network_scores(served, base, dnet)
+    expected = network.network_scores(full, base, membership, dnet)
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(g.view(np.uint64), e.view(np.uint64))
+    bad = network.ServedLogOdds(served[0].lo, served[0].rows + served[0].lo.shape[0], served[0].labels)
+    with pytest.raises(ValueError, match="item rows"):
+        network.served_network_scores([bad, *served[1:]], base, dnet)
+
+
+@SETTINGS
 @given(st.lists(st.lists(log_odds_values, min_size=4, max_size=4), min_size=1, max_size=6))
 def test_any_is_clipped_into_the_frechet_bounds(rows):
     lo = np.array(rows)

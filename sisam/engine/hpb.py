@@ -927,6 +927,29 @@ def _tables(lattice: Lattice, counts: PatternCounts, index: KeyIndex) -> _Tables
     )
 
 
+class _Inputs(NamedTuple):
+    """What every kernel reads, checked (``_inputs``)."""
+
+    keys: np.ndarray
+    tables: _Tables
+    lanes: _LaneSpec
+    loo: np.ndarray
+    weight: np.ndarray
+    use_loo: bool
+
+
+def _inputs(
+    keys: np.ndarray, lattice: Lattice, counts: PatternCounts, index: KeyIndex, lane_label: np.ndarray,
+    lane_s: np.ndarray, lane_d: np.ndarray, n_labels: int, loo: np.ndarray | None, loo_weight: np.ndarray | None,
+) -> _Inputs:  # fmt: skip
+    """The arguments shared by ``factor_log_odds``, ``trace_factor`` and
+    ``loo_log_likelihood``, checked and laid out for the kernels."""
+    keys = _check_keys(keys, lattice)
+    lanes = _lane_spec(lane_label, lane_s, lane_d, n_labels, lattice)
+    loo_arr, weight, use_loo = _check_loo(loo, loo_weight, keys.shape[0], n_labels)
+    return _Inputs(keys, _tables(lattice, counts, index), lanes, loo_arr, weight, use_loo)
+
+
 _pool = threading.local()
 
 
@@ -977,23 +1000,21 @@ def factor_log_odds(
     in that order, each bit for bit the column scoring every label would give (lanes never
     mix labels).
     """
-    keys = _check_keys(keys, lattice)
     n_labels = np.shape(s_coef)[0]
     if labels is None:
         lane_labels, lane_s, lane_d = np.arange(n_labels), s_coef, d_coef
     else:
         lane_labels = np.asarray(labels, dtype=np.int64)
         lane_s, lane_d = np.asarray(s_coef)[lane_labels], np.asarray(d_coef)[lane_labels]
-    lanes = _lane_spec(lane_labels, lane_s, lane_d, n_labels, lattice)
-    loo_arr, weight, use_loo = _check_loo(loo, loo_weight, keys.shape[0], n_labels)
+    inputs = _inputs(keys, lattice, counts, index, lane_labels, lane_s, lane_d, n_labels, loo, loo_weight)
+    keys = inputs.keys
     out_full = np.empty((keys.shape[0], lane_labels.size))
     # Without leave-one-out every item has the root's counts (one root key per factor):
     # one row, broadcast, instead of n copies of it.
-    same_root = not use_loo and bool((keys[:, 0] == keys[0, 0]).all()) if keys.size else True
+    same_root = not inputs.use_loo and bool((keys[:, 0] == keys[0, 0]).all()) if keys.size else True
     out_root = np.empty((min(1, keys.shape[0]) if same_root else keys.shape[0], lane_labels.size))
     _score_kernel(
-        keys, _tables(lattice, counts, index), lanes, loo_arr, weight, use_loo,
-        *_caches(keys.shape[0], keys.shape[1], lanes.label.shape[0]), out_full, out_root,
+        *inputs, *_caches(keys.shape[0], keys.shape[1], inputs.lanes.label.shape[0]), out_full, out_root,
     )  # fmt: skip
     return FactorLogOdds(out_full, np.broadcast_to(out_root, out_full.shape))
 
@@ -1013,11 +1034,9 @@ def trace_factor(
     O(n * S * E): meant for the items being explained, not for whole batches. The
     arithmetic is the scoring kernel's, so ``full`` equals ``factor_log_odds(...).full``
     bit for bit."""
-    keys = _check_keys(keys, lattice)
     n_labels = np.shape(s_coef)[0]
-    lanes = _lane_spec(np.arange(n_labels), s_coef, d_coef, n_labels, lattice)
-    loo_arr, weight, use_loo = _check_loo(loo, loo_weight, keys.shape[0], n_labels)
-    n_items, n_shapes = keys.shape
+    inputs = _inputs(keys, lattice, counts, index, np.arange(n_labels), s_coef, d_coef, n_labels, loo, loo_weight)
+    n_items, n_shapes = inputs.keys.shape
     out = FactorTrace(
         np.empty((n_items, n_labels)),
         np.empty((n_items, n_shapes), dtype=np.int64),
@@ -1026,7 +1045,7 @@ def trace_factor(
         np.empty((n_items, n_shapes, n_labels)),
         np.empty((n_items, n_shapes, n_labels)),
     )
-    _trace_kernel(keys, _tables(lattice, counts, index), lanes, loo_arr, weight, use_loo, *out)
+    _trace_kernel(*inputs, *out)
     return out
 
 
@@ -1080,12 +1099,10 @@ def loo_log_likelihood(
     have been counted in ``counts`` with weights ``weight`` (default 1). All lanes share
     each item's lookups, so a whole grid of coefficients costs one pass over the items.
     """
-    keys = _check_keys(keys, lattice)
     labels = np.ascontiguousarray(labels, dtype=np.int8)
     n_labels = labels.shape[1] if labels.ndim == 2 else 0
-    loo_arr, weight_arr, _ = _check_loo(labels, weight, keys.shape[0], n_labels)
-    lanes = _lane_spec(lane_label, lane_s, lane_d, n_labels, lattice)
-    n_chunks = (keys.shape[0] + _CHUNK - 1) // _CHUNK
+    inputs = _inputs(keys, lattice, counts, index, lane_label, lane_s, lane_d, n_labels, labels, weight)
+    n_chunks = (inputs.keys.shape[0] + _CHUNK - 1) // _CHUNK
     out_part = np.zeros((n_chunks, np.shape(lane_label)[0]))
-    _loglik_kernel(keys, _tables(lattice, counts, index), lanes, loo_arr, weight_arr, out_part)
+    _loglik_kernel(inputs.keys, inputs.tables, inputs.lanes, inputs.loo, inputs.weight, out_part)
     return out_part.sum(axis=0)

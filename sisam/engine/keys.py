@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numba as nb
 import numpy as np
 
 from sisam.engine.lattice import Lattice
-from sisam.engine.levels import GAMMA
+from sisam.engine.levels import GAMMA, mix
 
 _GAMMA = np.uint64(GAMMA)
 #: Bits of a key holding its shape index.
@@ -45,17 +46,6 @@ def factor_salt(name: str) -> np.uint64:
     """Stable 64-bit salt of a factor's name (BLAKE2b; never Python's salted ``hash``)."""
     digest = hashlib.blake2b(name.encode("utf-8"), digest_size=8, person=b"sisam.factor")
     return np.uint64(int.from_bytes(digest.digest(), "little"))
-
-
-@nb.njit(inline="always", nogil=True)
-def mix(x):
-    """splitmix64's finaliser (uint64 -> uint64, a bijection with full avalanche)."""
-    x ^= x >> np.uint64(30)
-    x *= np.uint64(0xBF58476D1CE4E5B9)
-    x ^= x >> np.uint64(27)
-    x *= np.uint64(0x94D049BB133111EB)
-    x ^= x >> np.uint64(31)
-    return x
 
 
 @nb.njit(inline="always", nogil=True)
@@ -130,6 +120,59 @@ def _key(codes, i, s, lattice_levels, level_counts, seeds):
     return with_shape(s, key)
 
 
+@nb.njit(cache=True, nogil=True)
+def distinct_rows(codes, level_counts):
+    """(inverse int64[n], first int64[u]): the items grouped by their level codes.
+
+    Items i and j fall in one group exactly when ``codes[i, a, l] == codes[j, a, l]`` at
+    every level l < ``level_counts[a]`` of every attribute a (``codes`` as for
+    ``pattern_keys``): then they have the same key at every shape, so anything computed
+    from their keys is computed once per group. ``first[g]`` is the first item of group
+    g, groups are numbered in order of their first item and ``inverse[i]`` is item i's
+    group. Codes are compared in full, not through a hash of them: no two different
+    items ever share a group.
+    """
+    n_items, n_attributes = codes.shape[0], codes.shape[1]
+    capacity = 16
+    while capacity < 2 * n_items:
+        capacity *= 2
+    mask = np.uint64(capacity - 1)
+    slot_item = np.full(capacity, -1, dtype=np.int64)
+    slot_hash = np.zeros(capacity, dtype=np.uint64)
+    inverse = np.empty(n_items, dtype=np.int64)
+    first = np.empty(n_items, dtype=np.int64)
+    n_groups = 0
+    for i in range(n_items):
+        folded = np.uint64(n_attributes)
+        for a in range(n_attributes):
+            for level in range(level_counts[a]):
+                folded = mix(folded ^ codes[i, a, level])
+        slot = folded & mask
+        while True:
+            j = slot_item[slot]
+            if j < 0:
+                slot_item[slot] = i
+                slot_hash[slot] = folded
+                first[n_groups] = i
+                inverse[i] = n_groups
+                n_groups += 1
+                break
+            if slot_hash[slot] == folded and _same_codes(codes, i, j, level_counts):
+                inverse[i] = inverse[j]
+                break
+            slot = (slot + np.uint64(1)) & mask
+    return inverse, first[:n_groups].copy()
+
+
+@nb.njit(inline="always", nogil=True)
+def _same_codes(codes, i, j, level_counts):
+    for a in range(codes.shape[1]):
+        for level in range(level_counts[a]):
+            if codes[i, a, level] != codes[j, a, level]:
+                return False
+    return True
+
+
 def stack_codes(attribute_codes: Sequence[np.ndarray]) -> np.ndarray:
     """Stack a factor's per-attribute level codes (uint64[n, m_a] each, in the factor's
     attribute order) into the uint64[n, L, max m_a] array ``pattern_keys`` reads."""
@@ -157,6 +200,25 @@ def factor_keys(name: str, attribute_codes: Sequence[np.ndarray], lattice: Latti
         lattice.level_counts,
         factor_salt(name),
     )
+
+
+class DistinctKeys(NamedTuple):
+    """The pattern keys of a batch's distinct items (``distinct_rows``): item i's key at
+    shape s is ``keys[inverse[i], s]``; distinct item g is item ``first[g]``."""
+
+    keys: np.ndarray  # uint64[u, S]
+    inverse: np.ndarray  # int64[n]
+    first: np.ndarray  # int64[u]
+
+
+def distinct_factor_keys(name: str, attribute_codes: Sequence[np.ndarray], lattice: Lattice) -> DistinctKeys:
+    """``factor_keys`` of the distinct items only: items repeat (the same importer
+    declaring the same goods), and every result that depends on the keys alone is the
+    same for all copies of an item, so scoring computes it once per distinct item."""
+    stacked = factor_codes(name, attribute_codes, lattice)
+    inverse, first = distinct_rows(stacked, lattice.level_counts)
+    keys = pattern_keys(stacked[first], lattice.levels, lattice.level_counts, factor_salt(name))
+    return DistinctKeys(keys, inverse, first)
 
 
 def factor_codes(name: str, attribute_codes: Sequence[np.ndarray], lattice: Lattice) -> np.ndarray:

@@ -32,6 +32,7 @@ import hashlib
 import math
 from dataclasses import dataclass
 
+import numba as nb
 import numpy as np
 import pandas as pd
 from pandas.util import hash_array
@@ -113,16 +114,32 @@ def level_salt(level: str) -> int:
     return int.from_bytes(digest.digest(), "little")
 
 
-def mix64(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser on a uint64 array: a bijection whose every output bit depends
-    on every input bit, so nearby payloads (bands 3 and 4) get unrelated codes."""
-    x = np.asarray(x, dtype=np.uint64).copy()
+@nb.njit(inline="always", nogil=True)
+def mix(x):
+    """splitmix64's finaliser (uint64 -> uint64): a bijection whose every output bit
+    depends on every input bit, so nearby payloads (bands 3 and 4) get unrelated codes.
+    The one definition for numba kernels (pattern keys, ``keys.py``) and arrays
+    (``mix64``); ``mix64_int`` is its twin on Python ints."""
     x ^= x >> np.uint64(30)
     x *= np.uint64(0xBF58476D1CE4E5B9)
     x ^= x >> np.uint64(27)
     x *= np.uint64(0x94D049BB133111EB)
     x ^= x >> np.uint64(31)
     return x
+
+
+@nb.njit(cache=True, nogil=True)
+def _mix_flat(x):
+    out = np.empty_like(x)
+    for i in range(x.shape[0]):
+        out[i] = mix(x[i])
+    return out
+
+
+def mix64(x: np.ndarray) -> np.ndarray:
+    """``mix`` on every element of a uint64 array (a new array, shaped like ``x``)."""
+    x = np.asarray(x, dtype=np.uint64)
+    return _mix_flat(np.ascontiguousarray(x.reshape(-1))).reshape(x.shape)
 
 
 def mix64_int(x: int) -> int:
@@ -183,8 +200,10 @@ def _string_levels(values: pd.Series | np.ndarray, parsed: list[Level]) -> list[
     # Work on the distinct values only: attributes have far fewer values than items
     # (thousands of HS codes, tens of thousands of importers for a million items).
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    # as Python objects first: iterating an Arrow-backed index costs microseconds per value
     stripped = np.array(
-        [u.strip() if isinstance(u, str) else str(u).strip() for u in uniques], dtype=object
+        [u.strip() if isinstance(u, str) else str(u).strip() for u in np.asarray(uniques, dtype=object)],
+        dtype=object,
     )
     missing = codes < 0
     columns = []

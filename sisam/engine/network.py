@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numba as nb
 import numpy as np
@@ -61,19 +62,38 @@ def _logistic(x):
 
 
 @nb.njit(inline="always", nogil=True)
-def _combine_item(i, factor_lo, base, membership, calibration, out):
-    """out[i] = base[i] + calibration * sum_f [member] (factor_lo[f][i] - base[i])."""
+def _combine_item(i, factor_lo, factor_rows, column, base, calibration, out):
+    """out[i, e] = base_e + calibration_e * sum_f [f in e's network] (lo_f,e - base_e),
+    lo_f,e = ``factor_lo[f][factor_rows[f][i], column[f, e]]`` (``column[f, e]`` < 0:
+    not in the network), base_e = ``base[b, e]`` with b = i, or 0 for a single row.
+    The sum runs over f = 0, 1, ... in order for every label, out[i] holding it."""
     n_labels = out.shape[1]
+    b = np.int64(i) if base.shape[0] > 1 else np.int64(0)  # prange's i may be unsigned
     for e in range(n_labels):
-        total = 0.0
-        for f in range(len(factor_lo)):
-            total = total + (factor_lo[f][i, e] - base[i, e] if membership[f, e] else 0.0)
-        out[i, e] = base[i, e] + calibration[e] * total
+        out[i, e] = 0.0
+    for f in range(len(factor_lo)):
+        lo_f = factor_lo[f]
+        row_f = factor_rows[f][i]
+        for e in range(n_labels):
+            c = column[f, e]
+            out[i, e] = out[i, e] + (lo_f[row_f, c] - base[b, e] if c >= 0 else 0.0)
+    for e in range(n_labels):
+        out[i, e] = base[b, e] + calibration[e] * out[i, e]
 
 
 @nb.njit(inline="always", nogil=True)
-def _coherent_item(i, lo, any_label):
-    """Clip lo[i, any_label] into the Fréchet bounds of the other labels (in place)."""
+def _error_probabilities(i, lo, any_label, p):
+    """p[i, e] = logistic(lo[i, e]) for every label but ``any_label``, unclipped: what
+    ``_coherent_item`` sums, and the probability itself wherever lo is within the clip."""
+    for e in range(lo.shape[1]):
+        if e != any_label:
+            p[i, e] = _logistic(lo[i, e])
+
+
+@nb.njit(inline="always", nogil=True)
+def _coherent_item(i, lo, p, any_label):
+    """Clip lo[i, any_label] into the Fréchet bounds of the other labels (in place);
+    ``p`` as ``_error_probabilities`` left it."""
     n_labels = lo.shape[1]
     if n_labels < 2:
         return
@@ -87,8 +107,8 @@ def _coherent_item(i, lo, any_label):
     rest = 0.0
     for e in range(n_labels):
         if e != any_label and e != top:
-            rest += _logistic(lo[i, e])
-    total = _logistic(lower) + rest
+            rest += p[i, e]
+    total = p[i, top] + rest
     complement = _logistic(-lower) - rest
     upper = math.inf
     if complement > 0.0:
@@ -104,15 +124,16 @@ def _probability(x):
 
 
 @nb.njit(cache=True, nogil=True, parallel=True)
-def _combine_kernel(factor_lo, base, membership, calibration, out):
+def _combine_kernel(factor_lo, factor_rows, column, base, calibration, out):
     for i in nb.prange(out.shape[0]):
-        _combine_item(i, factor_lo, base, membership, calibration, out)
+        _combine_item(i, factor_lo, factor_rows, column, base, calibration, out)
 
 
 @nb.njit(cache=True, nogil=True, parallel=True)
-def _coherent_kernel(lo, any_label):
+def _coherent_kernel(lo, any_label, p):
     for i in nb.prange(lo.shape[0]):
-        _coherent_item(i, lo, any_label)
+        _error_probabilities(i, lo, any_label, p)
+        _coherent_item(i, lo, p, any_label)
 
 
 @nb.njit(cache=True, nogil=True, parallel=True)
@@ -123,38 +144,96 @@ def _probability_kernel(lo, out):
 
 
 @nb.njit(cache=True, nogil=True, parallel=True)
-def _network_kernel(factor_lo, base, membership, calibration, any_label, out_lo, out_p):
+def _network_kernel(factor_lo, factor_rows, column, base, calibration, any_label, out_lo, out_p):
     for i in nb.prange(out_lo.shape[0]):
-        _combine_item(i, factor_lo, base, membership, calibration, out_lo)
+        _combine_item(i, factor_lo, factor_rows, column, base, calibration, out_lo)
+        _error_probabilities(i, out_lo, any_label, out_p)
         if any_label >= 0:
-            _coherent_item(i, out_lo, any_label)
+            _coherent_item(i, out_lo, out_p, any_label)
         for e in range(out_lo.shape[1]):
-            out_p[i, e] = _probability(out_lo[i, e])
+            x = out_lo[i, e]
+            # within the clip, the logistic already computed is the probability
+            if e == any_label or not MIN_LOG_ODDS <= x <= MAX_LOG_ODDS:
+                out_p[i, e] = _probability(x)
+
+
+class ServedLogOdds(NamedTuple):
+    """One factor's log-odds for the labels whose network uses it, one row per distinct
+    item (``keys.distinct_rows``): item i's lo(P_f,e) is ``lo[rows[i], c]`` where
+    ``labels[c]`` = e. Scoring passes these instead of float64[n, E] per factor: a
+    factor serves about a third of the labels, and items repeat."""
+
+    lo: np.ndarray  # float64[u, c]
+    rows: np.ndarray  # int64[n]
+    labels: np.ndarray  # int64[c]
 
 
 def _prepare(
-    factor_lo: Sequence[np.ndarray], base: np.ndarray, membership: np.ndarray, dnet: np.ndarray
-) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray, np.ndarray]:
-    membership = np.ascontiguousarray(membership, dtype=bool)
+    factor_lo: Sequence[np.ndarray],
+    factor_rows: Sequence[np.ndarray],
+    column: np.ndarray,
+    base: np.ndarray,
+    dnet: np.ndarray,
+    n_items: int,
+) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...], np.ndarray, np.ndarray, np.ndarray]:
+    """The kernels' arguments: log-odds and row indexes per factor, ``column`` int64[F, E]
+    (-1: label e's network does not use factor f), base float64[1 or n, E], calibration
+    float64[E]; checked."""
+    n_labels = column.shape[1]
     dnet = np.asarray(dnet, dtype=np.float64)
+    if dnet.shape != (n_labels,) or not (np.isfinite(dnet).all() and (dnet > 0).all()):
+        raise ValueError(f"dnet must be {n_labels} finite positive floats; got {dnet.shape}")
+    base = np.atleast_2d(np.asarray(base, dtype=np.float64))
+    if base.shape[1:] != (n_labels,) or base.shape[0] not in (1, n_items):
+        raise ValueError(f"base must be float64[{n_labels}] or float64[{n_items}, {n_labels}]; got {base.shape}")
+    base = np.ascontiguousarray(base)
+    lo = tuple(np.ascontiguousarray(x, dtype=np.float64) for x in factor_lo)
+    rows = tuple(np.ascontiguousarray(r, dtype=np.int64) for r in factor_rows)
+    for f, (x, r) in enumerate(zip(lo, rows, strict=True)):
+        if r.shape != (n_items,) or (r.size and not (0 <= r.min() and r.max() < x.shape[0])):
+            raise ValueError(f"factor {f}: item rows must be int64[{n_items}] indexing its {x.shape[0]} rows")
+        if x.ndim != 2 or column[f].max(initial=-1) >= x.shape[1]:
+            raise ValueError(f"factor {f}: log-odds float64[rows, columns] lack the columns its labels use")
+    n_members = (column >= 0).sum(axis=0)
+    calibration = np.where(n_members > 0, np.minimum(1.0, dnet / np.maximum(n_members, 1)), 0.0)
+    if not lo:  # no factor at all: a zero-weight stand-in keeps the kernel's signature
+        lo, rows = (base,), (np.zeros(n_items, dtype=np.int64),)
+        column = np.full((1, n_labels), -1, dtype=np.int64)
+    return lo, rows, np.ascontiguousarray(column, dtype=np.int64), base, calibration
+
+
+def _dense(
+    factor_lo: Sequence[np.ndarray], base: np.ndarray, membership: np.ndarray, dnet: np.ndarray
+) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...], np.ndarray, np.ndarray, np.ndarray]:
+    """``_prepare`` for float64[n, E] log-odds per factor and bool[F, E] membership."""
+    membership = np.asarray(membership, dtype=bool)
     n_factors = len(factor_lo)
     if membership.ndim != 2 or membership.shape[0] != n_factors:
         raise ValueError(
             f"membership must be bool[{n_factors} factors, n_labels]; got {membership.shape}"
         )
     n_labels = membership.shape[1]
-    if dnet.shape != (n_labels,) or not (np.isfinite(dnet).all() and (dnet > 0).all()):
-        raise ValueError(f"dnet must be {n_labels} finite positive floats; got {dnet.shape}")
-    lo = tuple(np.ascontiguousarray(x, dtype=np.float64) for x in factor_lo)
-    n_items = lo[0].shape[0] if lo else np.atleast_2d(base).shape[0]
-    if any(x.shape != (n_items, n_labels) for x in lo):
+    n_items = np.shape(factor_lo[0])[0] if n_factors else np.atleast_2d(base).shape[0]
+    if any(np.shape(x) != (n_items, n_labels) for x in factor_lo):
         raise ValueError(f"factor log-odds must be float64[{n_items}, {n_labels}] each")
-    base = np.ascontiguousarray(np.broadcast_to(base, (n_items, n_labels)), dtype=np.float64)
-    n_members = membership.sum(axis=0)
-    calibration = np.where(n_members > 0, np.minimum(1.0, dnet / np.maximum(n_members, 1)), 0.0)
-    if not lo:  # no factor at all: a zero-weight stand-in keeps the kernel's signature
-        lo, membership = (base,), np.zeros((1, n_labels), dtype=bool)
-    return lo, base, membership, calibration
+    column = np.where(membership, np.arange(n_labels), -1)
+    every_item = np.arange(n_items, dtype=np.int64)
+    return _prepare(factor_lo, [every_item] * n_factors, column, base, dnet, n_items)
+
+
+def _served(
+    factors: Sequence[ServedLogOdds], base: np.ndarray, dnet: np.ndarray
+) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...], np.ndarray, np.ndarray, np.ndarray]:
+    """``_prepare`` for ``ServedLogOdds`` per factor and lo(p_e) float64[E]."""
+    n_labels = np.shape(base)[-1]
+    n_items = factors[0].rows.shape[0] if factors else 1
+    column = np.full((len(factors), n_labels), -1, dtype=np.int64)
+    for f, factor in enumerate(factors):
+        labels = np.asarray(factor.labels, dtype=np.int64)
+        if labels.size and (labels.min() < 0 or labels.max() >= n_labels or np.unique(labels).size < labels.size):
+            raise ValueError(f"factor {f}: labels must be distinct indexes of the {n_labels} labels")
+        column[f, labels] = np.arange(labels.size)
+    return _prepare([f.lo for f in factors], [f.rows for f in factors], column, base, dnet, n_items)
 
 
 def combine(
@@ -170,9 +249,9 @@ def combine(
     ``membership`` bool[F, E] says which factors are in label e's network; ``dnet``
     float64[E] > 0.
     """
-    lo, base, membership, calibration = _prepare(factor_lo, base, membership, dnet)
-    out = np.empty_like(base)
-    _combine_kernel(lo, base, membership, calibration, out)
+    lo, rows, column, base, calibration = _dense(factor_lo, base, membership, dnet)
+    out = np.empty((rows[0].shape[0], column.shape[1]))
+    _combine_kernel(lo, rows, column, base, calibration, out)
     return out
 
 
@@ -181,7 +260,7 @@ def coherent_any(lo: np.ndarray, any_label: int = -1) -> np.ndarray:
     Fréchet bounds of a union: max_e P(e) <= P(any) <= min(1, sum_e P(e)) over the other
     labels (see the module docstring)."""
     lo = np.array(lo, dtype=np.float64, order="C")
-    _coherent_kernel(lo, any_label % lo.shape[1])
+    _coherent_kernel(lo, any_label % lo.shape[1], np.empty_like(lo))
     return lo
 
 
@@ -224,11 +303,29 @@ def network_scores(
     """(log-odds, probabilities), both float64[n, E]: ``combine``, then ``coherent_any``
     (unless ``any_label`` is None), then ``probabilities``, fused into one parallel pass
     with the same bits as the three steps."""
-    lo, base, membership, calibration = _prepare(factor_lo, base, membership, dnet)
-    out_lo = np.empty_like(base)
-    out_p = np.empty_like(base)
-    label = -1 if any_label is None else any_label % base.shape[1]
-    _network_kernel(lo, base, membership, calibration, label, out_lo, out_p)
+    return _scores(*_dense(factor_lo, base, membership, dnet), any_label)
+
+
+def served_network_scores(
+    factors: Sequence[ServedLogOdds], base: np.ndarray, dnet: np.ndarray, any_label: int | None = -1
+) -> tuple[np.ndarray, np.ndarray]:
+    """``network_scores`` of factors given as ``ServedLogOdds`` (base float64[E]): the
+    same bits as expanding each to float64[n, E] first, without the expansion."""
+    return _scores(*_served(factors, base, dnet), any_label)
+
+
+def _scores(
+    lo: tuple[np.ndarray, ...],
+    rows: tuple[np.ndarray, ...],
+    column: np.ndarray,
+    base: np.ndarray,
+    calibration: np.ndarray,
+    any_label: int | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    shape = (rows[0].shape[0], column.shape[1])
+    out_lo, out_p = np.empty(shape), np.empty(shape)
+    label = -1 if any_label is None else any_label % shape[1]
+    _network_kernel(lo, rows, column, base, calibration, label, out_lo, out_p)
     return out_lo, out_p
 
 

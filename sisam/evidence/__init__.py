@@ -54,6 +54,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from sisam.encoding import Encoder
@@ -82,6 +83,7 @@ __all__ = [
     "PreparedEvidence",
     "add_evidence_columns",
     "count_evidence",
+    "evidence_columns",
     "evidence_facts",
     "evidence_models",
     "from_kb_tables",
@@ -176,13 +178,25 @@ def add_evidence_columns(
     left untouched). ``own_rows_counted``: see the module docstring."""
     if not models:
         return frame
+    return frame.assign(**evidence_columns(Encoder(frame), models, tables, own_rows_counted=own_rows_counted))
+
+
+def evidence_columns(
+    encoder: Encoder,
+    models: Mapping[str, EvidenceModel],
+    tables: EvidenceTables | PreparedEvidence,
+    *,
+    own_rows_counted: bool,
+) -> dict[str, np.ndarray | pd.Categorical]:
+    """The band column of every model for the rows of ``encoder.frame`` (an ``Encoder``
+    shared by the models, and by whoever keys the frame next: level codes are computed
+    once)."""
     prepared = tables if isinstance(tables, PreparedEvidence) else PreparedEvidence(models, tables)
-    encoder = Encoder(frame)
-    columns = {
-        model.column: model.bands(prepared.prepared[name], frame, own_rows_counted=own_rows_counted, encoder=encoder)
+    return {
+        model.column: model.bands(prepared.prepared[name], encoder.frame, own_rows_counted=own_rows_counted,
+                                  encoder=encoder)
         for name, model in models.items()
     }
-    return frame.assign(**columns)
 
 
 def evidence_facts(prepared: PreparedEvidence, frame: pd.DataFrame, *, own_rows_counted: bool = False) -> list[list[dict[str, Any]]]:

@@ -51,9 +51,8 @@ import pandas as pd
 from sisam.encoding import Encoder
 from sisam.engine.counting import count_factor
 from sisam.engine.hashtable import KeyIndex, build_index
-from sisam.engine.keys import SHAPE_BITS, factor_keys
+from sisam.engine.keys import SHAPE_BITS, distinct_factor_keys, factor_keys
 from sisam.engine.lattice import MAX_SHAPES, Lattice, build_lattice
-from sisam.engine.levels import mix64
 from sisam.evidence.base import EvidenceModel, ModelTables
 from sisam.evidence.context_kernels import value_in_context
 from sisam.knowledge import Attribute, EvidenceSpec, Knowledge
@@ -203,23 +202,15 @@ class ValueInContext(EvidenceModel):
         """The kernel's outputs per distinct full pattern, the row -> pattern index, and
         the patterns' keys and field codes.
 
-        Rows with the same full pattern (finest context and value) have the same values
-        at every coarser level, hence the same outputs, with or without leave-one-out (a
-        row's own count is the same for all of them): keys are made and the kernel runs
-        once per distinct full pattern, a few thousand among hundreds of thousands of
-        items. Rows are grouped by a 64-bit fold of their finest codes, the way pattern
-        keys are made (``engine.keys``), with the same odds of two patterns sharing one."""
+        Rows with the same values at every level of the context and the field have the
+        same keys, hence the same outputs, with or without leave-one-out (a row's own
+        count is the same for all of them): keys are made and the kernel runs once per
+        distinct row (``keys.distinct_factor_keys``), a few thousand among hundreds of
+        thousands of items."""
         encoder = encoder if encoder is not None else Encoder(frame)
-        finest = [encoder.codes(a)[:, 0] for a in self.attributes]
-        folded = np.full(len(frame), np.uint64(len(finest)))
-        for codes in finest:
-            folded = mix64(folded ^ codes)
-        distinct, uniques = pd.factorize(folded)
-        first = np.empty(uniques.size, dtype=np.int64)
-        first[distinct[::-1]] = np.arange(distinct.size - 1, -1, -1)  # each pattern's first row
-        codes = [encoder.codes(a)[first] for a in self.context] + [encoder.codes(self.field)[first, :1]]
-        keys = factor_keys(self.column, codes, self.lattice)
-        field_codes = np.ascontiguousarray(codes[-1][:, 0])
+        codes = [encoder.codes(a) for a in self.context] + [encoder.codes(self.field)[:, :1]]
+        keys, distinct, first = distinct_factor_keys(self.column, codes, self.lattice)
+        field_codes = np.ascontiguousarray(codes[-1][first, 0])
         size = first.size
         out = _Outputs(np.empty(size), np.empty(size, np.int64), np.empty(size), np.empty(size), np.empty(size),
                        np.empty(size, np.bool_))
