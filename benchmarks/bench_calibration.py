@@ -72,10 +72,10 @@ def d_grid(grid: tuple[float, ...] | None):
         fit.D_GRID, fit._D_START = saved
 
 
-def knowledge_with_factor(name: str, attributes: tuple[str, ...], out: Path) -> Path:
-    """The shipped knowledge folder with factor ``name`` added to every error type's network
-    ("any" keeps its own)."""
-    base = data_dir("knowledge")
+def knowledge_with_factor(name: str, attributes: tuple[str, ...], out: Path, base: Path | None = None) -> Path:
+    """The knowledge folder ``base`` (default: the shipped one) with factor ``name`` added
+    to every error type's network ("any" keeps its own)."""
+    base = base or data_dir("knowledge")
     out.mkdir(parents=True, exist_ok=True)
     for path in base.glob("*.toml"):
         shutil.copyfile(path, out / path.name)
@@ -149,10 +149,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, required=True, help="the seed of that run")
     parser.add_argument("--experiment", action="append", default=[])
     parser.add_argument("--fit-sample", type=int, default=20_000)
+    parser.add_argument("--knowledge", type=Path, help="the catalog the experiments start from (default: the shipped one)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     work, world = args.work, args.work / "world"
-    catalogs = {"main_effects": knowledge_with_factor("main_effects", MAIN_EFFECTS, work / "knowledge-main-effects")}
+    catalogs = {"main_effects": knowledge_with_factor("main_effects", MAIN_EFFECTS, work / "knowledge-main-effects",
+                                                      args.knowledge)}  # fmt: skip
     experiments = {
         "shipped": (None, None),
         "wide_d": (None, WIDE_D_GRID),
@@ -165,7 +167,7 @@ def main() -> None:
 
     test = read_declarations(world / "test.parquet")
     truth = test[list(KEY)].merge(pd.read_parquet(world / "truth.parquet"), how="left", on=list(KEY), sort=False)
-    shipped = load_knowledge()
+    shipped = load_knowledge(args.knowledge)
     error_ids = [e.id for e in shipped.errors]
     outcomes = [Outcome(e, truth[f"e_{e}"].to_numpy(dtype=bool)) for e in error_ids]
     scores, probabilistic, facts = {}, set(), {}
