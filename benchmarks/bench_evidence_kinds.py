@@ -7,11 +7,15 @@ network uses it (``knowledge_with``: a kind is measured before it is shipped), r
 from every network when the shipped catalog uses it (``knowledge_without``). Every test item is
 scored by each and measured against the world's truth: recall at 1 % and 5 % for every
 error type the kind's models serve (``serves`` in knowledge/evidence.toml), and pooled
-over them.
+over them. ``--also-without FACTOR`` measures every pair again without a shipped factor
+(is it still worth keeping beside the kind?), and the recall of every error type that
+removing it moves.
 
-    PYTHONPATH=. python benchmarks/bench_evidence_kinds.py [--items 200000] [--seed 7] [--kinds K ...]
+    PYTHONPATH=. python benchmarks/bench_evidence_kinds.py [--items 200000] [--seed 7] [--kinds K ...] \
+        [--also-without FACTOR ...] [--out PATH]
 
-Writes benchmarks/results/evidence_kinds.json and evidence_kinds.md.
+Writes PATH.json (every error type's recall under every catalog) and PATH.md (default
+benchmarks/results/evidence_kinds).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ RATES = (0.01, 0.05)
 KIND_FACTORS = {
     "novelty": ("novelty", ["ev_importer_novelty"]),
     "description_vs_code": ("description_fit", ["ev_description_given_code"]),
+    "quantity": ("quantity_consistency", ["ev_value_per_unit", "ev_value_per_kg", "ev_kg_per_unit"]),
 }
 
 
@@ -48,6 +53,8 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=RESULTS / "evidence_kinds")
     parser.add_argument("--kinds", nargs="+", choices=sorted(KIND_FACTORS), default=sorted(KIND_FACTORS))
+    parser.add_argument("--also-without", nargs="+", default=[], metavar="FACTOR",
+                        help="also measure every pair without these shipped factors, one at a time")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="sisam-kinds-"))
     world = work / "world"
@@ -58,18 +65,28 @@ def main() -> None:
     truth = test[list(KEY)].merge(pd.read_parquet(world / "truth.parquet"), how="left", on=list(KEY), sort=False)
     served = {kind: sorted({e for spec in shipped.evidence.values() if spec.kind == kind for e in spec.serves},
                            key=[e.id for e in shipped.errors].index) for kind in args.kinds}
-    errors = sorted({e for s in served.values() for e in s}, key=[e.id for e in shipped.errors].index)
+    # every error type: the served ones for the kinds, the others for what a factor of
+    # --also-without served
+    errors = [e.id for e in shipped.errors]
     catalogs = {"shipped": shipped}
-    # per kind, the names of the catalogs with and without its factor
+    # per kind and variant ("" or " without FACTOR"), the catalogs with and without its factor
     pair = {}
-    for kind in args.kinds:
-        factor, attributes = KIND_FACTORS[kind]
-        if any(factor in network.factors for network in shipped.networks.values()):
-            catalogs[f"without {kind}"] = load_knowledge(knowledge_without([factor], work / f"without-{kind}"))
-            pair[kind] = ("shipped", f"without {kind}")
-        else:
-            catalogs[f"with {kind}"] = load_knowledge(knowledge_with(factor, attributes, served[kind], work / f"with-{kind}"))
-            pair[kind] = (f"with {kind}", "shipped")
+    for variant in ["", *(f" without {f}" for f in args.also_without)]:
+        removed = [variant.removeprefix(" without ")] if variant else []
+        base = knowledge_without(removed, work / f"shipped{variant}".replace(" ", "-")) if removed else None
+        if base is not None:
+            catalogs[f"shipped{variant}"] = load_knowledge(base)
+        for kind in args.kinds:
+            factor, attributes = KIND_FACTORS[kind]
+            if any(factor in network.factors for network in shipped.networks.values()):
+                name = f"without {kind}{variant}"
+                catalogs[name] = load_knowledge(knowledge_without([factor, *removed], work / name.replace(" ", "-")))
+                pair[kind + variant] = (f"shipped{variant}", name)
+            else:
+                name = f"with {kind}{variant}"
+                catalogs[name] = load_knowledge(
+                    knowledge_with(factor, attributes, served[kind], work / name.replace(" ", "-"), base))
+                pair[kind + variant] = (name, f"shipped{variant}")
     positives = {e: truth[f"e_{e}"].to_numpy(dtype=bool) for e in errors}
     recall, seconds = {}, {}
     for name, knowledge in catalogs.items():
@@ -94,18 +111,31 @@ def main() -> None:
     lines = [f"# {result['benchmark']}", "",
              f"World: {args.items:,} items, seed {args.seed}, {len(test):,} test items. Command: "
              f"`PYTHONPATH=. python benchmarks/bench_evidence_kinds.py --items {args.items} --seed {args.seed} "
-             f"--kinds {' '.join(args.kinds)}`.", ""]
-    for kind, s in served.items():
-        with_kind, without_kind = pair[kind]
-        lines += [f"## {kind}", "", "| error type | errors | with @1% | with @5% | without @1% | without @5% |",
-                  "|---|---:|---:|---:|---:|---:|"]
-        for e in s:
-            w, o = recall[with_kind]["per_error"][e], recall[without_kind]["per_error"][e]
+             f"--kinds {' '.join(args.kinds)}"
+             + (f" --also-without {' '.join(args.also_without)}" if args.also_without else "") + "`.", ""]
+    for variant in ["", *(f" without {f}" for f in args.also_without)]:
+        for kind, s in served.items():
+            with_kind, without_kind = pair[kind + variant]
+            lines += [f"## {kind}{variant}", "", "| error type | errors | with @1% | with @5% | without @1% | without @5% |",
+                      "|---|---:|---:|---:|---:|---:|"]
+            for e in s:
+                w, o = recall[with_kind]["per_error"][e], recall[without_kind]["per_error"][e]
+                lines.append(f"| {e} | {positives[e].sum()} | {w['0.01']:.1%} | {w['0.05']:.1%} | {o['0.01']:.1%} | "
+                             f"{o['0.05']:.1%} |")
+            w, o = recall[with_kind]["pooled"][kind], recall[without_kind]["pooled"][kind]
+            lines += [f"| **pooled** | | **{w['0.01']:.1%}** | **{w['0.05']:.1%}** | **{o['0.01']:.1%}** | "
+                      f"**{o['0.05']:.1%}** |", ""]
+    for factor in args.also_without:
+        shipped_without = recall[f"shipped without {factor}"]["per_error"]
+        moved = [e for e in errors if any(abs(shipped_without[e][r] - recall["shipped"]["per_error"][e][r]) >= 0.01
+                                          for r in ("0.01", "0.05"))]
+        lines += [f"## every error type whose recall moves by a point or more without {factor} (shipped catalog)", "",
+                  "| error type | errors | without it @1% | @5% | shipped @1% | @5% |", "|---|---:|---:|---:|---:|---:|"]
+        for e in moved:
+            w, o = shipped_without[e], recall["shipped"]["per_error"][e]
             lines.append(f"| {e} | {positives[e].sum()} | {w['0.01']:.1%} | {w['0.05']:.1%} | {o['0.01']:.1%} | "
                          f"{o['0.05']:.1%} |")
-        w, o = recall[with_kind]["pooled"][kind], recall[without_kind]["pooled"][kind]
-        lines += [f"| **pooled** | | **{w['0.01']:.1%}** | **{w['0.05']:.1%}** | **{o['0.01']:.1%}** | "
-                  f"**{o['0.05']:.1%}** |", ""]
+        lines.append("")
     args.out.with_suffix(".md").write_text("\n".join(lines), encoding="utf-8")
 
 

@@ -253,13 +253,21 @@ def part_values(part: PatternPart, knowledge: Knowledge, lang: str, pseudonymise
     prefix: ``digits``), ``band`` (``low`` <= x < ``high`` in ``unit``), ``evidence`` (an
     evidence model's band: ``surprise`` 0-4 and ``support`` 0-3 or None), ``text_fit`` (the
     description model's band, ``sisam.evidence.description_code``: ``fit`` 0-4 and
-    ``support`` 0-3 or None), ``empty`` (declared
+    ``support`` 0-3 or None), ``position`` (a
+    quantity model's band: ``position`` 0-4, None when undefined, and ``support`` 0-2 or
+    None), ``empty`` (declared
     blank: "no preferential claim"), ``missing``, ``hashed`` (pseudonymised) and ``value``.
     """
     attribute = knowledge.attributes[part.attribute]
     out: dict[str, Any] = {"attribute": part.attribute, "level": part.level, "noun": attribute.noun[lang]}
     # a phrase is one line: runs of white space in a declared value are shown as one space
     part = part if part.value is None else PatternPart(part.attribute, part.level, " ".join(part.value.split()) if part.value.strip() else part.value, part.band)
+    if attribute.column.startswith(EVIDENCE_PREFIX) and part.value is not None and _kind(knowledge, attribute.column) == "quantity":
+        # a band "q<position>n<support>", "q<position>" at a coarser level, or "qm" (undefined)
+        position, _, support = part.value[1:].partition("n")
+        if position == "m":
+            return {**out, "role": "position", "position": None, "support": None}
+        return {**out, "role": "position", "position": int(position), "support": int(support) if support else None}
     if attribute.column.startswith(EVIDENCE_PREFIX) and part.value is not None:
         # a band "s<surprise>n<support>", or "s<surprise>" at a coarser level
         surprise, _, support = part.value[1:].partition("n")
@@ -286,6 +294,12 @@ def part_values(part: PatternPart, knowledge: Knowledge, lang: str, pseudonymise
         low, high = band_bounds(part.band, part.level)
         return {**out, "role": "band", "value": part.value, "low": low, "high": high, "unit": _unit(attribute.column)}
     return {**out, "role": "value", "value": part.value}
+
+
+def _kind(knowledge: Knowledge, column: str) -> str | None:
+    """The kind of the evidence model whose band ``column`` holds."""
+    spec = knowledge.evidence.get(column.removeprefix(EVIDENCE_PREFIX))
+    return spec.kind if spec is not None else None
 
 
 _ROLE_ORDER = {"party": 0, "place": 1}
@@ -325,6 +339,8 @@ def hide_facts(facts: Mapping[str, Any], knowledge: Knowledge, lang: str, pseudo
         out["new"] = [{"noun": knowledge.attributes[c["attribute"]].noun[lang], "value": hide(c["value"])}
                       for c in facts["companions"] if c["first_time"]]
         return out
+    if facts["kind"] == "quantity":
+        return _quantity_facts(out, knowledge, lang, pseudonymise)
     field = knowledge.attributes[facts["field"]]
     out["noun"] = field.noun[lang]
     if facts["numeric"]:
@@ -339,6 +355,30 @@ def hide_facts(facts: Mapping[str, Any], knowledge: Knowledge, lang: str, pseudo
         out["declared"], out["usual"] = hide(facts["declared"]), hide(facts["usual"])
     out["context"], out["used_context"] = parts(facts["context"]), parts(facts["used_context"])
     return out
+
+
+def _quantity_facts(facts: dict[str, Any], knowledge: Knowledge, lang: str, pseudonymise: bool) -> dict[str, Any]:
+    """A quantity model's facts as template data: the figures written as the language
+    writes numbers (two significant digits below 1, cents above), the contexts as parts."""
+    def parts(context: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        found = [PatternPart(c["attribute"], c["level"], c["value"], None) for c in context]
+        return parts_values(found, knowledge, lang, pseudonymise)
+
+    facts["context"] = parts(facts["context"])
+    if facts.get("declared") is not None:
+        facts["declared"] = _figure(facts["declared"], lang)
+    usual = facts.get("usual")
+    if usual is not None:
+        sign = format_percent(0.0, lang).removeprefix(format_number(0.0, lang, 1))
+        facts["usual"] = {**usual, "context": parts(usual["context"]), "low": _figure(usual["low"], lang),
+                          "high": _figure(usual["high"], lang), "share": format_number(100.0 * usual["share"], lang) + sign}
+    return facts
+
+
+def _figure(x: float, lang: str) -> str:
+    """A unit value or weight: cents from 1 up, two significant digits below."""
+    decimals = 2 if x >= 1.0 else min(12, 1 - int(np.floor(np.log10(x))))
+    return format_number(x, lang, decimals)
 
 
 def error_name(knowledge: Knowledge, label: str, lang: str) -> str:

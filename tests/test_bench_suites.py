@@ -88,7 +88,7 @@ def test_knowledge_without_drops_factors_and_still_loads(tmp_path):
     assert "goods_value" not in knowledge.factors
     assert "goods_value" not in knowledge.networks["hs_code"].factors
     with pytest.raises(KnowledgeError, match="no factor"):
-        knowledge_without(["declarant", "classification", "goods_consistency"], tmp_path / "k2")
+        knowledge_without(["declarant", "classification", "goods_consistency", "quantity_consistency"], tmp_path / "k2")
     with pytest.raises(KnowledgeError, match="no factor"):
         knowledge_without(["nope"], tmp_path / "k3")
     names = [v.name for v in resolve_variants([("copy", folder)], [("x", ["claims"])], tmp_path)]

@@ -289,7 +289,8 @@ def test_evidence_columns_are_exported_as_their_sources() -> None:
     shipped = load_knowledge()
     values = {**VALUES, "pis_rate": [2.1, 1.65], "cofins_rate": [9.65, 7.6], "import_duty_rate": [14.0, 0.0],
               "ipi_rate": [5.0, 0.0], "acquisition_country": ["CN", "HK"], "unit": ["KG", "UN"],
-              "related_party": ["N", "S"], "description": ["Stainless steel valve", "Cotton shirts"]}
+              "related_party": ["N", "S"], "description": ["Stainless steel valve", "Cotton shirts"],
+              "quantity": [1.0, 40.0]}
     frame, scorer = make_world(shipped, seed=3, values=values)
     exported = export_network(scorer, "pis_rate", frame.iloc[:40])
     assert {"pis_rate", "cofins_rate", "hs_code"} <= set(exported.columns)

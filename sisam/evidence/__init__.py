@@ -67,12 +67,14 @@ from sisam.evidence.base import (
 )
 from sisam.evidence.description_code import DescriptionVsCode
 from sisam.evidence.novelty import Novelty
+from sisam.evidence.quantities import Quantity
 from sisam.evidence.value_in_context import ValueInContext
 from sisam.knowledge import Knowledge
 
 #: kind -> class: the evidence kinds a catalog may use.
 KINDS: dict[str, type[EvidenceModel]] = {
     ValueInContext.kind: ValueInContext, Novelty.kind: Novelty, DescriptionVsCode.kind: DescriptionVsCode,
+    Quantity.kind: Quantity,
 }
 
 __all__ = [
