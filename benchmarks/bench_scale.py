@@ -179,16 +179,23 @@ def learn(work: Path, sizes: list[int], engines: list[str], results: dict) -> No
                   f"{figures['patterns']:,} patterns", flush=True)
 
 
-def score(work: Path, sizes: list[int], results: dict, knowledge: Path | None = None) -> None:
+def score(work: Path, sizes: list[int], results: dict, knowledge: Path | None = None, items: int | None = None) -> None:
+    """Score each size's test items (the first ``items`` of them, if given: throughput per
+    item does not need them all) with the knowledge base loaded and streamed."""
     for size in sizes:
         h = history_dir(work, size)
-        n_test = pq.ParquetFile(h / "test.parquet").metadata.num_rows
+        test = h / "test.parquet"
+        if items is not None and items < pq.ParquetFile(test).metadata.num_rows:
+            test = h / f"test-first-{items}.parquet"
+            if not test.exists():
+                pq.write_table(pq.read_table(h / "test.parquet").slice(0, items), test, compression="zstd")
+        n_test = pq.ParquetFile(test).metadata.num_rows
         for mode, extra in (("loaded", []), ("streamed", ["--stream-kb", "--kb-memory", "2GB"])):
             key = f"{size}m/{mode}"
             if key in results["score"]:
                 continue
             print(f"scoring {key}", flush=True)
-            figures = run([sys.executable, "-m", "sisam", "score", "--declarations", str(h / "test.parquet"),
+            figures = run([sys.executable, "-m", "sisam", "score", "--declarations", str(test),
                            "--kb", str(h / "kb-local"), "--out", str(h / f"scores-{mode}.parquet"), "--quiet", *extra,
                            *(["--knowledge", str(knowledge)] if knowledge else [])])
             figures.update(items=n_test, items_per_second=round(n_test / figures["seconds"]))
@@ -201,17 +208,16 @@ def score(work: Path, sizes: list[int], results: dict, knowledge: Path | None = 
 
 
 def compare_scores(loaded: Path, streamed: Path) -> dict:
-    """Whether the probabilities (p_*) are the same bits, and the largest difference of the
-    other number columns (the suggested codes' probabilities sum over Python sets, whose
-    order changes from process to process: last bits differ between any two runs)."""
+    """Whether every column is the same (the probabilities compared as bits), and the
+    largest difference of the number columns other than the probabilities."""
     a, b = pq.read_table(loaded), pq.read_table(streamed)
     same, other = True, 0.0
     for name in a.column_names:
         x, y = a.column(name).to_numpy(zero_copy_only=False), b.column(name).to_numpy(zero_copy_only=False)
-        if name.startswith("p_"):
+        if x.dtype == np.float64:
             same &= bool((x.view(np.uint64) == y.view(np.uint64)).all())
-        elif x.dtype == np.float64:
-            other = max(other, float(np.nanmax(np.abs(x - y), initial=0.0)))
+            if not name.startswith("p_"):
+                other = max(other, float(np.nanmax(np.abs(x - y), initial=0.0)))
         else:
             same &= bool((x == y).all())
     return {"identical_to_loaded": same, "other_columns_max_abs_difference": other}
@@ -223,11 +229,17 @@ def _fit_line(x: list[float], y: list[float]) -> tuple[float, float]:
     return float(intercept), float(slope)
 
 
+def _points(entries: dict, engine: str) -> list[dict]:
+    return sorted((v for k, v in entries.items() if k.endswith(f"/{engine}")), key=lambda v: v["items"])
+
+
 def extrapolate(results: dict, items: float, patterns: float) -> dict:
     """What ``items`` items (and, for SISAM's figure, ``patterns`` patterns) need, from the
     measured points: patterns ~ c * items**b (log-log fit), time linear in items, memory
-    and disk linear in patterns."""
-    local = sorted((v for k, v in results["learn"].items() if k.endswith("/local")), key=lambda v: v["items"])
+    and disk linear in patterns. Local learning from this session's runs (one code and
+    catalog); Spark's cluster and driver phases from the runs that measured them (the
+    previous session's, if this one has fewer than two)."""
+    local = _points(results["learn"], "local")
     out: dict = {"items": items, "sisam_patterns": patterns}
     if len(local) < 2:
         return out
@@ -241,32 +253,27 @@ def extrapolate(results: dict, items: float, patterns: float) -> dict:
     for name, n in (("our_world", ours), ("sisam", patterns)):
         out[f"{name}_kb_disk_bytes"] = round(kb_per_pattern * n)
         out[f"{name}_scoring_load_all_bytes"] = round(memory_per_pattern * n)
-    engines = {}
-    for engine in ("local", "spark"):
-        points = sorted((v for k, v in results["learn"].items() if k.endswith(f"/{engine}")), key=lambda v: v["items"])
-        if len(points) < 2:
-            continue
-        a0, a1 = _fit_line([v["items"] for v in points], [v["seconds"] for v in points])
-        r0, r1 = _fit_line([v["patterns"] for v in points], [v["peak_rss_bytes"] for v in points])
-        engines[engine] = {"seconds_per_million_items": round(a1 * 1e6, 1),
-                           "hours_at_items_here": round((a0 + a1 * items) / 3600, 1),
-                           "peak_rss_bytes_per_pattern": round(r1, 1),
-                           "peak_rss_at_our_world_bytes": round(r0 + r1 * ours),
-                           "peak_rss_at_sisam_patterns_bytes": round(r0 + r1 * patterns)}
-        if engine == "spark":
-            counted = [next(t for t, line in v["progress"] if line.startswith("counted on Spark")) for v in points]
-            _, c1 = _fit_line([v["items"] for v in points], counted)
-            d0, d1 = _fit_line([v["patterns"] for v in points], [v["seconds"] - t for v, t in zip(points, counted, strict=True)])
-            per_core = 1.0 / (c1 * 2)  # items per second per core, local[2]
-            engines[engine].update(
-                cluster_phase_seconds_per_million_items=round(c1 * 1e6, 1),
-                items_per_second_per_core=round(per_core),
-                driver_phase_seconds_per_million_patterns=round(d1 * 1e6, 2),
-                hours_on_executors={str(n): round(items / (per_core * 4 * n) / 3600, 2) for n in (10, 50, 200)},
-                driver_hours_at_our_world=round((d0 + d1 * ours) / 3600, 2),
-                driver_hours_at_sisam_patterns=round((d0 + d1 * patterns) / 3600, 1),
-            )
-    out["engines"] = engines
+    a0, a1 = _fit_line([v["items"] for v in local], [v["cpu_seconds"] for v in local])
+    r0, r1 = _fit_line([v["patterns"] for v in local], [v["peak_rss_bytes"] for v in local])
+    out["local"] = {"points": [f"{v['items']:,}" for v in local],
+                    "cpu_seconds_per_million_items": round(a1 * 1e6, 1),
+                    "cpu_hours_at_items": round((a0 + a1 * items) / 3600, 1),
+                    "peak_rss_bytes_per_pattern": round(r1, 1),
+                    "peak_rss_at_our_world_bytes": round(r0 + r1 * ours),
+                    "peak_rss_at_sisam_patterns_bytes": round(r0 + r1 * patterns)}
+    spark = _points(results["learn"], "spark")
+    if len(spark) < 2:
+        spark = _points(results.get("previous", {}).get("learn", {}), "spark")
+    if len(spark) >= 2:
+        counted = [next(t for t, line in v["progress"] if line.startswith("counted on Spark")) for v in spark]
+        _, c1 = _fit_line([v["items"] for v in spark], counted)
+        per_core = 1.0 / (c1 * 2)  # items per second per core, local[2]
+        out["spark"] = {
+            "points": [f"{v['items']:,}" for v in spark],
+            "cluster_phase_seconds_per_million_items": round(c1 * 1e6, 1),
+            "items_per_second_per_core": round(per_core),
+            "hours_on_executors": {str(n): round(items / (per_core * 4 * n) / 3600, 2) for n in (10, 50, 200)},
+        }
     return out
 
 
@@ -274,60 +281,96 @@ def _gib(n: float) -> str:
     return f"{n / 2**30:,.2f} GiB"
 
 
+def _load(v: dict) -> str:
+    load = v.get("load_average_1m")
+    return f"{load[0]:.0f} -> {load[1]:.0f}" if load else "not recorded"
+
+
+def _learn_lines(entries: dict) -> list[str]:
+    lines = ["| history | engine | items | inspected | patterns | wall s | CPU s | load (start -> end) | peak RSS (process tree) | KB file | bytes/pattern |",
+             "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|"]
+    for key, v in entries.items():
+        size, engine = key.split("/")
+        peak = _gib(v["peak_rss_bytes"]) + (f" at {v['peak_at_seconds']:,} s" if "peak_at_seconds" in v else "")
+        lines.append(f"| {size} | {engine} | {v['items']:,} | {v['inspected']:,} | {v['patterns']:,} | {v['seconds']:,} | "
+                     f"{v.get('cpu_seconds', 'not measured')} | {_load(v)} | {peak} | {v['kb_file_bytes'] / 2**20:,.0f} MiB | "
+                     f"{v['kb_file_bytes'] / v['patterns']:.1f} |")
+    lines.append("")
+    for key, v in entries.items():
+        rss = v.get("progress_rss_bytes")
+        steps = [f"{line} at {t:,} s" + (f" ({_gib(rss[i])})" if rss else "") for i, (t, line) in enumerate(v["progress"])
+                 if not line.startswith("require_")]
+        if steps:
+            lines.append(f"- {key}: " + "; ".join(steps) + f"; published at {v['seconds']:,} s.")
+    return lines
+
+
+def _score_lines(entries: dict) -> list[str]:
+    if not entries:
+        return ["None."]
+    lines = ["| history | knowledge base | items scored | wall s | CPU s | load (start -> end) | items/s (wall) | peak RSS | same as loaded |",
+             "|---|---|---:|---:|---:|---|---:|---:|---|"]
+    for key, v in entries.items():
+        size, mode = key.split("/")
+        lines.append(f"| {size} | {mode} | {v['items']:,} | {v['seconds']} | {v.get('cpu_seconds', 'not measured')} | {_load(v)} | "
+                     f"{v['items_per_second']:,} | {_gib(v['peak_rss_bytes'])} | {v.get('identical_to_loaded', '')} |")
+    return lines
+
+
+def _stopped_lines(run: dict | None) -> list[str]:
+    """The 20m local learn that was stopped: memory per chunk, from 10-second samples of the
+    process's resident memory and of the bytes it had read (each chunk reads the next
+    ~0.03-0.07 GB of the history file)."""
+    if not run:
+        return []
+    groups: list[list[dict]] = []
+    for sample in run["samples"]:
+        if sample["t"] < run["evidence_pass_seconds"]:
+            continue
+        if groups and abs(sample["rchar"] - groups[-1][0]["rchar"]) < 1e7:
+            groups[-1].append(sample)
+        else:
+            groups.append([sample])
+    lines = ["## 20m: local learning, stopped", "", f"Command: {run['command']}.", "",
+             f"Evidence pass over the {run['history_items']:,} items: {run['evidence_pass_seconds']} s, ending at "
+             f"{_gib(max(x['rss'] for x in run['samples'] if x['t'] < run['evidence_pass_seconds']))} at most. Then "
+             "the counting pass, a million items a chunk (the first row also holds the end of the evidence pass and "
+             "reading the rectified table):", "",
+             "| chunk | from s | RSS at least | RSS at most | machine's available memory at least | load |",
+             "|---:|---:|---:|---:|---:|---:|"]
+    for i, g in enumerate(groups):
+        lines.append(f"| {i} | {g[0]['t']:,} | {_gib(min(x['rss'] for x in g))} | {_gib(max(x['rss'] for x in g))} | "
+                     f"{_gib(min(x['available'] for x in g))} | {sum(x['load'] for x in g) / len(g):.1f} |")
+    lines += ["", f"Stopped at {run['stopped_at_seconds']:,} s, {run['items_counted_when_stopped']:,} items counted, "
+              f"the process holding {_gib(run['stopped_with_tree_rss_bytes'])}: {run['stopped_because']}.", ""]
+    return lines
+
+
 def report(results: dict) -> str:
     sizes = sorted({k.split("/")[0] for k in results["learn"]}, key=lambda k: int(k.rstrip("m")))
     lines = [f"# Scale: {', '.join(sizes)} items (m: millions of one-million-item worlds)", "",
-             f"Machine: {results['machine']['platform']}, {results['machine']['cpus']} cores (shared with the "
-             f"team), {_gib(results['machine']['memory_bytes'])}. Histories: N one-million-item worlds laid end "
-             "to end (`benchmarks/bench_scale.py` says why and how). Commands are in `scale.json`.", "",
-             "Reproduce: `PYTHONPATH=. python benchmarks/bench_scale.py all --sizes 1 5 20 --work /work/scale`.", "",
-             "Wall times were taken on a machine shared with several developers running tests and benchmarks "
-             "at the same time (load average 6 to 8 on its 2 cores): they overstate what an idle machine needs, "
-             "by up to four times where CPU seconds were also measured.", "",
+             f"Machine: {results['machine']['platform']}, {results['machine']['cpus']} cores shared with the team, "
+             f"{_gib(results['machine']['memory_bytes'])}. Histories: N one-million-item worlds laid end to end "
+             "(`sisam/bench/histories.py` says why and how). Commands are in `scale.json`.", "",
+             "Reproduce: `PYTHONPATH=. python benchmarks/bench_scale.py all --sizes 1 5 20 --work /work/scale` "
+             "(`--score-items N` scores the first N test items of each size).", "",
+             "Every run shared the machine's two cores with other developers' tests and benchmarks: the load average "
+             "(runnable processes, 2 cores) at each run's start and end is in the tables. Wall times overstate what an "
+             "idle machine needs by roughly the load divided by two; CPU seconds (the whole process tree's) do not.", "",
              *([results["not_run"], ""] if "not_run" in results else []),
-             "## Learning", "",
-             "| history | engine | items | inspected | patterns | wall s | CPU s | peak RSS (process tree) | KB file | bytes/pattern |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for key, v in results["learn"].items():
-        size, engine = key.split("/")
-        lines.append(f"| {size} | {engine} | {v['items']:,} | {v['inspected']:,} | {v['patterns']:,} | {v['seconds']:,} | "
-                     f"{v.get('cpu_seconds', 'not measured')} | "
-                     f"{_gib(v['peak_rss_bytes'])} | {v['kb_file_bytes'] / 2**20:,.0f} MiB | {v['kb_file_bytes'] / v['patterns']:.1f} |")
-    same = [k.split("/")[0] for k in results["learn"] if k.endswith("/spark") and k.replace("spark", "local") in results["learn"]
-            and results["learn"][k]["content_hash"] == results["learn"][k.replace("spark", "local")]["content_hash"]]
-    lines += ["", f"Spark and local knowledge bases identical (content hash) at: {', '.join(same) or 'none compared'}."]
-    for size, note in results.get("parity_notes", {}).items():
-        lines.append(f"At {size}: {note}")
-    lines.append("")
-    for key, v in results["learn"].items():
-        if key.endswith("/local"):
-            counted = [t for t, line in v["progress"] if line.startswith("counted ") and line.endswith(" items")]
-            fitted = next((t for t, line in v["progress"] if line.startswith("fitted")), None)
-            if counted and fitted:
-                lines.append(f"- {key}: evidence and counting done at {counted[-1]} s, fitting the coefficients "
-                             f"{fitted - counted[-1]:.1f} s, publishing {v['seconds'] - fitted:.1f} s.")
-        if key.endswith("/spark"):
-            counted = next((t for t, line in v["progress"] if line.startswith("counted on Spark")), None)
-            lines.append(f"- {key}: counting on Spark {counted} s, then reading the count tables, fitting and "
-                         f"publishing on the driver {v['seconds'] - counted:.1f} s.")
-    for key, v in results.get("quiet_reruns", {}).items():
-        lines.append(f"- {key}, rerun once the machine was quiet (load average about 1): {v['seconds']} s wall, "
-                     f"{v['cpu_seconds']} s CPU, peak {_gib(v['peak_rss_bytes'])} (reached {v['peak_at_seconds']} s "
-                     f"in, {v['peak_phase']}); {v['phases']}.")
-    lines += ["", "## Scoring", "",
-              "| history | knowledge base | items scored | wall s | CPU s | items/s (wall) | peak RSS | same scores |",
-              "|---|---|---:|---:|---:|---:|---:|---|"]
-    for key, v in results["score"].items():
-        size, mode = key.split("/")
-        lines.append(f"| {size} | {mode} | {v['items']:,} | {v['seconds']} | {v.get('cpu_seconds', 'not measured')} | {v['items_per_second']:,} | "
-                     f"{_gib(v['peak_rss_bytes'])} | {v.get('identical_to_loaded', '')} |")
-        if "other_columns_max_abs_difference" in v:
-            lines.append(f"|  | (suggested codes' probabilities: largest difference {v['other_columns_max_abs_difference']:.1e}) | | | | | | |")
-    largest = max((v for k, v in results["learn"].items() if k.endswith("/local")), key=lambda v: v["items"], default=None)
+             *_stopped_lines(results.get("stopped_20m")),
+             "## Learning", "", *_learn_lines(results["learn"]), "",
+             *([results["learn_notes"], ""] if "learn_notes" in results else []),
+             "## Scoring", "", *_score_lines(results["score"])]
+    largest = max(_points(results["learn"], "local"), key=lambda v: v["items"], default=None)
     if largest:
         m = largest["scoring_memory_bytes"]
         lines += ["", f"`sisam kb info` at {largest['items']:,} items: {_gib(m['load_all'])} to load the counts whole, "
                   f"{_gib(m['stream_per_batch'])} per batch of {m['stream_batch_rows']:,} items with --stream-kb."]
+    previous = results.get("previous")
+    if previous:
+        lines += ["", "## Spark and local at 1m and 5m, previous session", "", previous["note"], "",
+                  *_learn_lines(previous["learn"]), "", *_score_lines(previous["score"])]
     sql = RESULTS / "scale_sql.json"
     if sql.exists():
         q = json.loads(sql.read_text())
@@ -337,27 +380,30 @@ def report(results: dict) -> str:
                   f"Spark SQL GROUP BY GROUPING SETS {q['grouping_sets']['seconds_best']} s for N, n and one label's k "
                   "(`benchmarks/bench_scale_sql.py`). The back-end keeps the kernels."]
     x = results.get("extrapolation")
-    if x and "engines" in x:
+    if x and "local" in x:
+        local = x["local"]
         lines += ["", "## Extrapolation to 150 million items and 8.5 billion patterns", "",
-                  f"Patterns grew as items^{x['patterns_growth_exponent']} here: 150 million items of these worlds "
-                  f"would make {x['our_world_patterns']:,} patterns; SISAM's knowledge holds {x['sisam_patterns']:,.0f}. "
-                  "Disk and memory scale with patterns, time with items:", "",
+                  f"From this session's local runs at {', '.join(local['points'])} items. Patterns grew as "
+                  f"items^{x['patterns_growth_exponent']}: 150 million items of these worlds would make "
+                  f"{x['our_world_patterns']:,} patterns; SISAM's knowledge holds {x['sisam_patterns']:,.0f}. Disk and "
+                  "memory scale with patterns, time with items:", "",
                   "| figure | 150M items of these worlds | 8.5 billion patterns |", "|---|---:|---:|",
                   f"| knowledge-base file | {_gib(x['our_world_kb_disk_bytes'])} | {_gib(x['sisam_kb_disk_bytes'])} |",
-                  f"| scoring with the counts loaded | {_gib(x['our_world_scoring_load_all_bytes'])} | {_gib(x['sisam_scoring_load_all_bytes'])} |"]
-        for engine, e in x["engines"].items():
-            lines.append(f"| {engine} learning, peak memory | {_gib(e['peak_rss_at_our_world_bytes'])} | {_gib(e['peak_rss_at_sisam_patterns_bytes'])} |")
-        for engine, e in x["engines"].items():
-            lines.append(f"| {engine} learning here (2 cores), hours | {e['hours_at_items_here']} | |")
-        spark = x["engines"].get("spark")
+                  f"| scoring with the counts loaded | {_gib(x['our_world_scoring_load_all_bytes'])} | {_gib(x['sisam_scoring_load_all_bytes'])} |",
+                  f"| local learning, peak memory ({local['peak_rss_bytes_per_pattern']:.0f} bytes per pattern) | "
+                  f"{_gib(local['peak_rss_at_our_world_bytes'])} | {_gib(local['peak_rss_at_sisam_patterns_bytes'])} |",
+                  f"| local learning, CPU hours ({local['cpu_seconds_per_million_items']:,} CPU s per million items) | "
+                  f"{local['cpu_hours_at_items']} | |"]
+        spark = x.get("spark")
         if spark:
             executors = ", ".join(f"{n} executors x 4 cores: {h} h" for n, h in spark["hours_on_executors"].items())
-            lines += ["", f"Spark: the tasks counted {spark['items_per_second_per_core']:,} items per second per core; "
-                      f"if that holds on a cluster (shuffle over a network costs more than here), counting 150 million "
-                      f"items takes {executors}. The driver then reads the count tables, fits and publishes at "
-                      f"{spark['driver_phase_seconds_per_million_patterns']} s per million patterns: "
-                      f"{spark['driver_hours_at_our_world']} h for these worlds' patterns, "
-                      f"{spark['driver_hours_at_sisam_patterns']} h and the memory above for 8.5 billion."]
+            lines += ["", f"Spark (runs at {', '.join(spark['points'])} items): the tasks counted "
+                      f"{spark['items_per_second_per_core']:,} items per second per core; if that holds on a cluster "
+                      f"(shuffle over a network costs more than here), counting 150 million items takes {executors}. "
+                      "The driver then reads the count tables, fits and publishes with local learning's code: its time "
+                      "and memory are local learning's after counting (the phases above)."]
+    if "extrapolation_notes" in results:
+        lines += ["", results["extrapolation_notes"]]
     return "\n".join(lines) + "\n"
 
 
@@ -378,6 +424,7 @@ def main() -> None:
     parser.add_argument("--engines", nargs="+", default=["local", "spark"])
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--knowledge", type=Path, help="Knowledge folder the knowledge bases were learnt with (default: the shipped one).")
+    parser.add_argument("--score-items", type=int, help="Score only the first this many test items of each size.")
     args = parser.parse_args()
     path = RESULTS / "scale.json"
     results = json.loads(path.read_text()) if path.exists() else {"learn": {}, "score": {}}
@@ -389,7 +436,7 @@ def main() -> None:
     if args.step in ("learn", "all"):
         learn(args.work, args.sizes, args.engines, results)
     if args.step in ("score", "all"):
-        score(args.work, args.sizes, results, args.knowledge)
+        score(args.work, args.sizes, results, args.knowledge, args.score_items)
     results["extrapolation"] = extrapolate(results, 150e6, 8.5e9)
     save(results)
     (RESULTS / "scale.md").write_text(report(results))
