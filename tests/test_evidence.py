@@ -261,8 +261,9 @@ def test_golden_consistency_sentences(models, lang: str):
 
 
 def test_learn_update_adds_the_batch_evidence_to_the_knowledge_base(world: Path, tmp_path: Path):
-    """learn, then learn --update with a second batch: the evidence tables are the first
-    batch's decayed by the half-life plus the second's, as the factor counts are."""
+    """learn, then learn --update with a second batch and a half-life: the factor counts
+    decay, the evidence tables are the first batch's plus the second's, undecayed (a band
+    must mean the same counts of declarations whenever an item was banded)."""
     from sisam.contract import KEY
     from sisam.declarations import read_declarations
     from sisam.model import learn
@@ -284,9 +285,13 @@ def test_learn_update_adds_the_batch_evidence_to_the_knowledge_base(world: Path,
     second = kb.open_version(tmp_path / "kb")
     decay = second.record.decay_factor
     assert 0.0 < decay < 1.0
+    # the factor counts did decay: the root pattern holds every labelled item, weighted
+    for name, counts in second.counts.items():
+        root_n = first.counts[name].n.max() * decay + second.record.provenance.n_labelled
+        assert counts.n.max() == pytest.approx(root_n, rel=1e-12), name
     models = evidence_models(knowledge)
     batch = count_evidence(models, read_declarations(paths["second"][0]))
-    expected = merge_evidence(from_kb_tables(first.tables), batch, decay)
+    expected = merge_evidence(from_kb_tables(first.tables), batch, 1.0)
     got = from_kb_tables(second.tables)
     assert got.keys() == expected.keys() == set(models)
     for model, by_table in expected.items():
