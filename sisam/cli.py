@@ -109,7 +109,7 @@ _QUIET_OPTION = click.option("--quiet", is_flag=True, help="No progress on stder
 @click.option("--rectified", required=True, type=_TABLE_PATH, help="Rectified versions of the inspected items.")
 @click.option("--kb", "kb_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Knowledge-base folder.")
 @click.option("--update", is_flag=True, help="Add this batch to the current version instead of learning afresh.")
-@click.option("--half-life", "half_life_days", type=click.FloatRange(min=0, min_open=True), help="With --update: old counts halve every this many days.")
+@click.option("--half-life", "half_life_days", type=click.FloatRange(min=0, min_open=True), help="With --update: old pattern counts halve every this many days (evidence tables add up undecayed; choosing it: docs/decay.md).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing knowledge base's contents (as a new version).")
 @click.option("--fit-sample", default=20_000, show_default=True, type=click.IntRange(min=100), help="Inspected items scored by leave-one-out to fit the coefficients.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the fitting sample.")
