@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -36,16 +37,18 @@ try:
 except SystemExit as exit:
     if exit.code:
         raise
-print("MEASURED", time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print("MEASURED", time.perf_counter() - start, usage.ru_maxrss, usage.ru_utime + usage.ru_stime, file=sys.stderr)
 """
 
 
-def measured(*args: str) -> tuple[float, float]:
-    """Wall seconds and peak resident GiB of one ``sisam`` command in a fresh process."""
+def measured(*args: str) -> tuple[float, float, float]:
+    """Wall seconds, peak resident GiB and CPU seconds of one ``sisam`` command in a fresh
+    process (CPU: what the work costs whatever else shares the machine)."""
     done = subprocess.run([sys.executable, "-c", _MEASURED_RUN, *args], capture_output=True, text=True, check=True)
     line = next(x for x in done.stderr.splitlines() if x.startswith("MEASURED"))
-    _, seconds, max_kib = line.split()
-    return float(seconds), int(max_kib) / 2**20
+    _, seconds, max_kib, cpu = line.split()
+    return float(seconds), int(max_kib) / 2**20, float(cpu)
 
 
 def main() -> None:
@@ -53,6 +56,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=1_100_000, help="world size (history is about 91 %%)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--learn-runs", type=int, default=None, help="learning runs (default: --runs)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/sisam-bench-engine"))
     args = parser.parse_args()
 
@@ -66,18 +70,18 @@ def main() -> None:
 
     world = args.work / f"world-{args.items}-{args.seed}"
     if not (world / "truth.parquet").exists():
-        seconds, _ = measured("generate", "--items", str(args.items), "--seed", str(args.seed), "--out", str(world))
+        seconds, _, _ = measured("generate", "--items", str(args.items), "--seed", str(args.seed), "--out", str(world))
         print(f"generated {world} in {seconds:.1f} s")
     history = world / "history.parquet"
     n_history = len(pd.read_parquet(history, columns=["item_no"]))
 
     learn_runs = []
-    for run in range(args.runs):
+    for run in range(args.learn_runs or args.runs):
         kb_dir = args.work / f"kb-{run}"
         subprocess.run(["rm", "-rf", str(kb_dir)], check=True)
-        seconds, peak = measured("learn", "--declarations", str(history), "--rectified", str(world / "rectified.parquet"), "--kb", str(kb_dir), "--quiet")
-        learn_runs.append((seconds, peak))
-        print(f"learn run {run + 1}: {seconds:.1f} s, peak {peak:.2f} GiB")
+        seconds, peak, cpu = measured("learn", "--declarations", str(history), "--rectified", str(world / "rectified.parquet"), "--kb", str(kb_dir), "--quiet")
+        learn_runs.append((seconds, peak, cpu))
+        print(f"learn run {run + 1}: {seconds:.1f} s ({cpu:.1f} s CPU), peak {peak:.2f} GiB")
     kb_dir = args.work / "kb-0"
     facts = kb.info(kb_dir)
 
@@ -92,9 +96,10 @@ def main() -> None:
         score_runs.append(len(test) / (time.perf_counter() - start))
     end_to_end = []
     for run in range(args.runs):
-        seconds, _ = measured("score", "--declarations", str(world / "test.parquet"), "--kb", str(kb_dir), "--out", str(args.work / f"scores-{run}.parquet"), "--quiet")
+        seconds, _, _ = measured("score", "--declarations", str(world / "test.parquet"), "--kb", str(kb_dir), "--out", str(args.work / f"scores-{run}.parquet"), "--quiet")
         end_to_end.append(len(test) / seconds)
     print(f"scoring in memory: {statistics.median(score_runs):,.0f} items/s; end to end {statistics.median(end_to_end):,.0f} items/s")
+    load = os.getloadavg()[0]
 
     truth = test[list(KEY)].merge(pd.read_parquet(world / "truth.parquet"), how="left", on=list(KEY), sort=False)
     error_ids = [e.id for e in knowledge.errors]
@@ -112,11 +117,13 @@ def main() -> None:
 
     result = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": {"platform": platform.platform(), "cpus": numba.config.NUMBA_NUM_THREADS, "python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__},
+        "machine": {"platform": platform.platform(), "cpus": numba.config.NUMBA_NUM_THREADS, "python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
+                    "load_average_1m_after_scoring": load},
         "world": {"items": args.items, "seed": args.seed, "history_items": n_history, "test_items": len(test)},
         "learn": {
             "seconds": [r[0] for r in learn_runs],
             "median_seconds": statistics.median(r[0] for r in learn_runs),
+            "cpu_seconds": [r[2] for r in learn_runs],
             "peak_gib": [r[1] for r in learn_runs],
             "max_peak_gib": max(r[1] for r in learn_runs),
         },
@@ -135,7 +142,8 @@ def main() -> None:
     (RESULTS / "engine.md").write_text(
         f"# Engine figures\n\nCommand: `{result['command']}`; {result['machine']['platform']}, {result['machine']['cpus']} threads.\n\n"
         f"- World: {args.items:,} items, seed {args.seed}: {n_history:,} history items, {len(test):,} test items.\n"
-        f"- Learning ({args.runs} runs, fresh process each): median {learn['median_seconds']:.1f} s, peak memory up to {learn['max_peak_gib']:.2f} GiB.\n"
+        f"- Load average (1 min) after scoring: {load:.1f} on {result['machine']['cpus']} cores: times are only as steady as that.\n"
+        f"- Learning ({len(learn_runs)} runs, fresh process each): median {learn['median_seconds']:.1f} s (CPU {statistics.median(learn['cpu_seconds']):.1f} s), peak memory up to {learn['max_peak_gib']:.2f} GiB.\n"
         f"- Knowledge base: {facts['n_patterns']:,} patterns in {facts['file_bytes']:,} bytes, {facts['bytes_per_pattern']:.1f} bytes per pattern.\n"
         f"- Scoring, all 31 labels: median {result['score']['median_in_memory_items_per_s']:,.0f} items/s in memory, "
         f"{result['score']['median_end_to_end_items_per_s']:,.0f} items/s end to end (`sisam score`, Parquet in and out, process start included).\n\n"
