@@ -77,6 +77,7 @@ VALUES: dict[str, list[object]] = {
     "acquisition_country": ["CN"],
     "unit": ["KG"],
     "related_party": ["N"],
+    "description": ["Stainless steel valve"],
 }
 
 
