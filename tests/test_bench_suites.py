@@ -95,6 +95,12 @@ def test_knowledge_without_drops_factors_and_still_loads(tmp_path):
     assert names == ["sisam", "copy", "x"]
 
 
+def test_an_ablation_catalog_hash_does_not_depend_on_where_the_catalog_lives(tmp_path, knowledge_copy):
+    here = load_knowledge(knowledge_without(["claims"], tmp_path / "a"))
+    elsewhere = load_knowledge(knowledge_without(["claims"], tmp_path / "b", base=knowledge_copy))
+    assert here.hash == elsewhere.hash
+
+
 def _write_keel(folder: Path, name: str, rows: list[str]) -> Path:
     path = folder / f"{name}.dat"
     path.write_text("\n".join(rows) + "\n")

@@ -122,7 +122,8 @@ def knowledge_without(factors: list[str], out: Path, base: Path | None = None) -
     for path in base.glob("*.toml"):
         if path.name != "networks.toml":
             shutil.copyfile(path, out / path.name)
-    lines = [f"# {networks_path} without the factor(s) {', '.join(factors)} (sisam bench --without)", ""]
+    # no path in the text: the catalog's hash covers it, and must not depend on where sisam is
+    lines = [f"# networks.toml without the factor(s) {', '.join(factors)} (sisam bench --without)", ""]
     for name, entry in doc["factor"].items():
         if name not in factors:
             lines += [f"[factor.{name}]", "attributes = " + _toml_list(entry["attributes"]), ""]
@@ -152,7 +153,7 @@ def knowledge_with(factor: str, attributes: list[str], errors: list[str], out: P
     for path in base.glob("*.toml"):
         if path.name != "networks.toml":
             shutil.copyfile(path, out / path.name)
-    lines = [f"# {networks_path} with the factor {factor} in {', '.join(errors)}", ""]
+    lines = [f"# networks.toml with the factor {factor} in {', '.join(errors)}", ""]
     for name, entry in [*doc["factor"].items(), (factor, {"attributes": attributes})]:
         lines += [f"[factor.{name}]", "attributes = " + _toml_list(entry["attributes"]), ""]
     for label, entry in doc["network"].items():
