@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from sisam.evidence import count_evidence, evidence_facts, merge_evidence, prepare_evidence
@@ -121,6 +121,10 @@ row = st.tuples(
 
 @settings(max_examples=30, deadline=None)
 @given(st.lists(row, min_size=1, max_size=40), st.lists(row, min_size=1, max_size=8))
+# a tie: with its own declaration left out, 'steel' and 'valve' point to 61051000 and
+# 61052000 equally; the two implementations' sums differ in their last bits
+@example([("84818099", "water"), ("61051000", "steel"), ("61052000", "valve"), ("84818099", "valve water steel")],
+         [("84818099", "")])
 def test_kernel_matches_its_plain_python_twin(models, history_rows, item_rows):
     from sisam.encoding import Encoder
 

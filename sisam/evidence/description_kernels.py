@@ -39,6 +39,10 @@ MAX_DEPTH = 8
 SLOT = np.dtype([("key", np.uint64), ("n", np.float64)])
 #: Posterior below which a group's codes are not candidates at the next finer level.
 BEAM = 1e-6
+#: Relative gap under which two candidates' posteriors are a tie: equal in exact arithmetic
+#: (e.g. two codes each holding one of the words once), they differ in their last bits by
+#: the order of the sums, so the likeliest other code goes to the smaller code key instead.
+TIE = 1e-12
 #: The count of an empty slot (counts are never negative).
 EMPTY_N = -1.0
 
@@ -256,7 +260,7 @@ def description_fit(
             best_code = np.uint64(0)
             for r in range(1, n_cand):
                 posterior = math.exp(scores[r] - top) / total
-                if posterior > best:
+                if posterior > best * (1.0 + TIE) or (posterior >= best * (1.0 - TIE) and candidates[r] < best_code):
                     best = posterior
                     best_code = candidates[r]
             out_best[i, level] = best

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from sisam.evidence.description_kernels import BEAM
+from sisam.evidence.description_kernels import BEAM, TIE
 
 
 def _path(code: int, column: int, chain: list[int], root: int, codes: dict[int, tuple[float, int]]) -> list[int]:
@@ -81,7 +81,8 @@ def description_fit(
             posteriors = [math.exp(v - top) / total for v in scores]
             ps[level] = posteriors[0]
             for x, posterior in zip(listed[1:], posteriors[1:], strict=True):
-                if posterior > bests[level]:
+                best = bests[level]
+                if posterior > best * (1 + TIE) or (posterior >= best * (1 - TIE) and x < best_codes[level]):
                     bests[level], best_codes[level] = posterior, x
             survivors = [x for x, posterior in zip(listed, posteriors, strict=True) if posterior >= BEAM]
         out_p.append(ps)
