@@ -78,6 +78,7 @@ VALUES: dict[str, list[object]] = {
     "unit": ["KG"],
     "related_party": ["N"],
     "description": ["Stainless steel valve"],
+    "quantity": [40.0],
 }
 
 
