@@ -179,9 +179,12 @@ def learn(work: Path, sizes: list[int], engines: list[str], results: dict) -> No
                   f"{figures['patterns']:,} patterns", flush=True)
 
 
-def score(work: Path, sizes: list[int], results: dict, knowledge: Path | None = None, items: int | None = None) -> None:
+def score(work: Path, sizes: list[int], results: dict, knowledge: Path | None = None, items: int | None = None,
+          kb_engine: str = "local") -> None:
     """Score each size's test items (the first ``items`` of them, if given: throughput per
-    item does not need them all) with the knowledge base loaded and streamed."""
+    item does not need them all) with the knowledge base ``kb_engine`` learnt, loaded and
+    streamed. Both engines' knowledge bases hold the same counts (their content hashes are
+    in the learning rows), so either serves."""
     for size in sizes:
         h = history_dir(work, size)
         test = h / "test.parquet"
@@ -196,9 +199,9 @@ def score(work: Path, sizes: list[int], results: dict, knowledge: Path | None = 
                 continue
             print(f"scoring {key}", flush=True)
             figures = run([sys.executable, "-m", "sisam", "score", "--declarations", str(test),
-                           "--kb", str(h / "kb-local"), "--out", str(h / f"scores-{mode}.parquet"), "--quiet", *extra,
+                           "--kb", str(h / f"kb-{kb_engine}"), "--out", str(h / f"scores-{mode}.parquet"), "--quiet", *extra,
                            *(["--knowledge", str(knowledge)] if knowledge else [])])
-            figures.update(items=n_test, items_per_second=round(n_test / figures["seconds"]))
+            figures.update(items=n_test, items_per_second=round(n_test / figures["seconds"]), knowledge_base=kb_engine)
             results["score"][key] = figures
             save(results)
             print(f"  {figures['seconds']} s, {figures['items_per_second']:,} items/s, "
@@ -312,7 +315,7 @@ def _score_lines(entries: dict) -> list[str]:
              "|---|---|---:|---:|---:|---|---:|---:|---|"]
     for key, v in entries.items():
         size, mode = key.split("/")
-        lines.append(f"| {size} | {mode} | {v['items']:,} | {v['seconds']} | {v.get('cpu_seconds', 'not measured')} | {_load(v)} | "
+        lines.append(f"| {size} | {mode}, learnt by {v.get('knowledge_base', 'local')} | {v['items']:,} | {v['seconds']} | {v.get('cpu_seconds', 'not measured')} | {_load(v)} | "
                      f"{v['items_per_second']:,} | {_gib(v['peak_rss_bytes'])} | {v.get('identical_to_loaded', '')} |")
     return lines
 
@@ -425,6 +428,8 @@ def main() -> None:
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--knowledge", type=Path, help="Knowledge folder the knowledge bases were learnt with (default: the shipped one).")
     parser.add_argument("--score-items", type=int, help="Score only the first this many test items of each size.")
+    parser.add_argument("--score-kb", choices=["local", "spark"], default="local",
+                        help="Score with the knowledge base this engine learnt.")
     args = parser.parse_args()
     path = RESULTS / "scale.json"
     results = json.loads(path.read_text()) if path.exists() else {"learn": {}, "score": {}}
@@ -436,7 +441,7 @@ def main() -> None:
     if args.step in ("learn", "all"):
         learn(args.work, args.sizes, args.engines, results)
     if args.step in ("score", "all"):
-        score(args.work, args.sizes, results, args.knowledge, args.score_items)
+        score(args.work, args.sizes, results, args.knowledge, args.score_items, args.score_kb)
     results["extrapolation"] = extrapolate(results, 150e6, 8.5e9)
     save(results)
     (RESULTS / "scale.md").write_text(report(results))
