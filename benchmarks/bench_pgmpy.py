@@ -2,8 +2,8 @@
 
 A tiny world (``--items`` random declarations over two to four values per column, so that
 every network's full table fits) is counted into an in-memory knowledge base with seeded
-coefficients, as in tests/test_pgmpy.py. Every error type's network, "any" included, is
-exported once (``pgmpy_adapter.export_network``); then, in the same run:
+coefficients (``sisam.bench.oracle_world``, the worlds tests/test_pgmpy.py checks).
+Every error type's network, "any" included, is exported once (``pgmpy_adapter.export_network``); then, in the same run:
 
 * pgmpy: one ``VariableElimination`` query per item and network, with the item's values
   as evidence (``Oracle.probability``; the evidence dicts are built before the clock
@@ -42,83 +42,13 @@ import numba as nb
 import numpy as np
 import pandas as pd
 
-from sisam import kb
-from sisam.encoding import Encoder, factor_plans
-from sisam.engine.counting import count_factor
-from sisam.evidence import kb_tables
-from sisam.knowledge import Knowledge, load_knowledge
-from sisam.model import Scorer, learn_evidence
+from sisam.bench import oracle_world
+from sisam.knowledge import load_knowledge
 from sisam.pgmpy_adapter import Oracle, export_network, item_evidence
 
 REQUIRED_RATIO = 1_000
-S_GRID = (0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0)
-D_GRID = (0.5, 1.0, 1.5, 2.0, 3.0)
-# The "any" network reads every column: 4 * 3 * 2**11 = 24,576 combinations.
-VALUES: dict[str, list[object]] = {
-    "importer_id": ["I1", "I2", "I3"],
-    "exporter_id": ["X1", "X2"],
-    "broker_id": ["B-01", "B_02"],
-    "customs_office": ["0817600", "0927800"],
-    "hs_code": ["84713012", "84713019", "84714100", "02011000"],
-    "origin_country": ["CN", "US"],
-    "transport_mode": ["1", "4"],
-    "incoterm": ["FOB", "CIF"],
-    "currency": ["USD", "EUR"],
-    "net_weight_kg": [10.0, 2500.0],
-    "customs_value_usd": [1234.5, 98765.25],
-    "tax_regime": ["1", "2"],
-    "preferential_claim": ["", None],
-    # The evidence models' own columns, which the derived attributes read: one value each,
-    # so that the "any" network's table stays enumerable (two would make it 6.3M cells).
-    "pis_rate": [2.1],
-    "cofins_rate": [9.65],
-    "import_duty_rate": [14.0],
-    "ipi_rate": [5.0],
-    "acquisition_country": ["CN"],
-    "unit": ["KG"],
-    "related_party": ["N"],
-    "description": ["Stainless steel valve"],
-    "quantity": [40.0],
-}
-
-
-def tiny_world(knowledge: Knowledge, n: int, seed: int) -> tuple[pd.DataFrame, Scorer]:
-    """Random items, their counts (a third never inspected) and a scorer over them."""
-    rng = np.random.default_rng(seed)
-    frame = random_items(n, rng)
-    n_labels = len(knowledge.label_ids)
-    rate = 0.02 + 0.25 * (frame["importer_id"] == "I1").to_numpy()[:, None] * rng.random(n_labels)
-    labels = (rng.random((n, n_labels)) < rate).astype(np.int8)
-    labels[:, -1] = labels[:, :-1].max(axis=1)
-    labels[rng.random(n) < 1 / 3] = -1
-    plans = factor_plans(knowledge)
-    counted, evidence = learn_evidence(knowledge, frame, None, 1.0)
-    encoder = Encoder(counted)
-    version = kb.KnowledgeBaseVersion(
-        version=1,
-        path=Path("in-memory"),
-        factors={
-            name: kb.FactorMeta(name, tuple(a.name for a in p.attributes), p.level_counts, p.salt)
-            for name, p in plans.items()
-        },
-        counts={name: count_factor(encoder.keys(plan), labels) for name, plan in plans.items()},
-        coefficients={
-            name: {"S": rng.choice(S_GRID, n_labels), "d": rng.choice(D_GRID, n_labels)}
-            for name in plans
-        },
-        network_coefficients={"dnet": rng.choice(D_GRID, n_labels)},
-        label_ids=knowledge.label_ids,
-        history=(),
-        content_hash="",
-        catalog_hash=knowledge.hash,
-        tables=kb_tables(evidence),
-    )
-    return frame, Scorer(version, knowledge)
-
-
-def random_items(n: int, rng: np.random.Generator) -> pd.DataFrame:
-    """``n`` declarations, each column's value drawn uniformly from ``VALUES``."""
-    return pd.DataFrame({c: [v[j] for j in rng.integers(0, len(v), n)] for c, v in VALUES.items()})
+#: Every column the shipped catalog reads, its evidence models' included.
+VALUES = {**oracle_world.VALUES, **oracle_world.EVIDENCE_VALUES}
 
 
 def seconds(fn: Callable[[], object]) -> float:
@@ -143,9 +73,9 @@ def main() -> None:
     load_before = os.getloadavg()[0]
 
     knowledge = load_knowledge()
-    frame, scorer = tiny_world(knowledge, args.items, args.seed)
+    frame, scorer = oracle_world.random_world(knowledge, args.seed, args.items, VALUES)
     tiled = pd.concat([frame] * args.tile, ignore_index=True)
-    fresh = random_items(len(tiled), np.random.default_rng(args.seed + 1))
+    fresh = oracle_world.random_items(len(tiled), np.random.default_rng(args.seed + 1), VALUES)
     expected = scorer.probabilities(frame)  # also compiles or loads the kernels
     scorer.probabilities(tiled)
     scorer.probabilities(fresh)

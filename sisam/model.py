@@ -38,6 +38,7 @@ from sisam import kb, legislation, suggest, value
 from sisam.contract import KEY, SCORE_PREFIX
 from sisam.declarations import iter_declarations, read_declarations
 from sisam.encoding import Encoder, FactorPlan, factor_plans
+from sisam.engine.counting import count_factor
 from sisam.engine.counts import PatternCounts, merge
 from sisam.engine.fit import fit_coefficients
 from sisam.engine.hashtable import KeyIndex, build_index
@@ -308,6 +309,37 @@ def learn_evidence(
     frame = add_evidence_columns(frame, models, tables, own_rows_counted=True)
     progress(f"counted {len(models)} evidence model(s) and banded every item")
     return frame, tables
+
+
+def counted_version(
+    knowledge: Knowledge,
+    frame: pd.DataFrame,
+    labels: np.ndarray,
+    coefficients: dict[str, dict[str, np.ndarray]],
+    network_coefficients: dict[str, np.ndarray],
+) -> kb.KnowledgeBaseVersion:
+    """A knowledge-base version held in memory: ``frame`` counted with ``labels`` (int8[N,
+    E], -1 for items never inspected) and the coefficients given rather than fitted. For
+    oracles, tests and benchmarks that score but never open, log or replay a knowledge base."""
+    plans = factor_plans(knowledge)
+    frame, evidence = learn_evidence(knowledge, frame, None, 1.0)
+    encoder = Encoder(frame)
+    return kb.KnowledgeBaseVersion(
+        version=1,
+        path=Path("memory"),
+        factors={
+            name: kb.FactorMeta(name, tuple(a.name for a in plan.attributes), plan.level_counts, plan.salt)
+            for name, plan in plans.items()
+        },
+        counts={name: count_factor(encoder.keys(plan), labels) for name, plan in plans.items()},
+        coefficients=coefficients,
+        network_coefficients=network_coefficients,
+        label_ids=knowledge.label_ids,
+        history=(),
+        content_hash="memory",
+        catalog_hash=knowledge.hash,
+        tables=kb_tables(evidence),
+    )
 
 
 def _fitting_sample(

@@ -22,7 +22,7 @@ from sisam.encoding import Encoder, factor_plans
 from sisam.engine.counting import count_factor
 from sisam.evidence import kb_tables
 from sisam.knowledge import Knowledge, load_knowledge
-from sisam.model import Scorer, learn_evidence
+from sisam.model import Scorer, counted_version, learn_evidence
 from sisam.tables import write_table
 
 S_GRID = (0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0)
@@ -146,26 +146,7 @@ def create_kb(
 def memory_version(knowledge: Knowledge, frame: pd.DataFrame, labels: np.ndarray, seed: int) -> kb.KnowledgeBaseVersion:
     """A knowledge-base version held in memory only (no DuckDB file): for tests that
     score but never open, log or replay a knowledge base."""
-    plans = factor_plans(knowledge)
-    frame, evidence = learn_evidence(knowledge, frame, None, 1.0)
-    encoder = Encoder(frame)
-    coefficients, network = random_coefficients(knowledge, seed)
-    return kb.KnowledgeBaseVersion(
-        version=1,
-        path=Path("memory"),
-        factors={
-            name: kb.FactorMeta(name, tuple(a.name for a in plan.attributes), plan.level_counts, plan.salt)
-            for name, plan in plans.items()
-        },
-        counts={name: count_factor(encoder.keys(plan), labels) for name, plan in plans.items()},
-        coefficients=coefficients,
-        network_coefficients=network,
-        label_ids=knowledge.label_ids,
-        history=(),
-        content_hash="memory",
-        catalog_hash=knowledge.hash,
-        tables=kb_tables(evidence),
-    )
+    return counted_version(knowledge, frame, labels, *random_coefficients(knowledge, seed))
 
 
 @dataclass(frozen=True)

@@ -17,16 +17,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sisam import kb
+from sisam.bench.oracle_world import VALUES, random_world
 from sisam.bench.suites import knowledge_without
 from sisam.contract import COLUMNS
-from sisam.encoding import Encoder, factor_plans
-from sisam.engine.counting import count_factor
 from sisam.engine.network import coherent_any, combine
 from sisam.errors import SisamError
-from sisam.evidence import kb_tables
 from sisam.knowledge import Knowledge, load_knowledge
-from sisam.model import Scorer, learn_evidence
+from sisam.model import Scorer
 from sisam.pgmpy_adapter import (
     EMPTY,
     ERROR_NODE,
@@ -45,27 +42,6 @@ from sisam.pgmpy_adapter import (
 )
 
 TOLERANCE = 1e-9
-S_GRID = (0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0)
-D_GRID = (0.5, 1.0, 1.5, 2.0, 3.0)
-
-# Few values per column, so that the "any" network (every column) has 4*3*2**11 = 24,576
-# combinations. HS codes share subheadings, headings and chapters; "B-01" and 1234.5
-# exercise escaped state names; None and "" the reserved ones.
-VALUES: dict[str, list[object]] = {
-    "importer_id": ["I1", "I2", "I3"],
-    "exporter_id": ["X1", "X2"],
-    "broker_id": ["B-01", "B_02"],
-    "customs_office": ["0817600", "0927800"],
-    "hs_code": ["84713012", "84713019", "84714100", "02011000"],
-    "origin_country": ["CN", "US"],
-    "transport_mode": ["1", "4"],
-    "incoterm": ["FOB", "CIF"],
-    "currency": ["USD", "EUR"],
-    "net_weight_kg": [10.0, 2500.0],
-    "customs_value_usd": [1234.5, 98765.25],
-    "tax_regime": ["1", "2"],
-    "preferential_claim": ["", None],
-}
 
 
 @pytest.fixture(scope="module")
@@ -79,49 +55,9 @@ def knowledge(tmp_path_factory: pytest.TempPathFactory) -> Knowledge:
     return load_knowledge(knowledge_without(evidence, tmp_path_factory.mktemp("knowledge") / "k"))
 
 
-def make_world(
-    knowledge: Knowledge, seed: int, n: int = 300, values: dict[str, list[object]] = VALUES
-) -> tuple[pd.DataFrame, Scorer]:
-    """A random frame, its counts (a third of the items never inspected), and a scorer
-    with seeded coefficients over them."""
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({c: [v[j] for j in rng.integers(0, len(v), n)] for c, v in values.items()})
-    n_labels = len(knowledge.label_ids)
-    # Error rates that depend on the values, so the patterns' counts differ.
-    rate = 0.02 + 0.25 * (frame["importer_id"] == "I1").to_numpy()[:, None] * rng.random(n_labels)
-    labels = (rng.random((n, n_labels)) < rate).astype(np.int8)
-    labels[:, -1] = labels[:, :-1].max(axis=1)
-    labels[rng.random(n) < 1 / 3] = -1
-    plans = factor_plans(knowledge)
-    counted, evidence = learn_evidence(knowledge, frame, None, 1.0)
-    encoder = Encoder(counted)
-    counts = {name: count_factor(encoder.keys(plan), labels) for name, plan in plans.items()}
-    coefficients = {
-        name: {"S": rng.choice(S_GRID, n_labels), "d": rng.choice(D_GRID, n_labels)}
-        for name in plans
-    }
-    version = kb.KnowledgeBaseVersion(
-        version=1,
-        path=Path("in-memory"),
-        factors={
-            name: kb.FactorMeta(name, tuple(a.name for a in p.attributes), p.level_counts, p.salt)
-            for name, p in plans.items()
-        },
-        counts=counts,
-        coefficients=coefficients,
-        network_coefficients={"dnet": rng.choice(D_GRID, n_labels)},
-        label_ids=knowledge.label_ids,
-        history=(),
-        content_hash="",
-        catalog_hash=knowledge.hash,
-        tables=kb_tables(evidence),
-    )
-    return frame, Scorer(version, knowledge)
-
-
 @pytest.fixture(scope="module")
 def world(knowledge: Knowledge) -> tuple[pd.DataFrame, Scorer]:
-    return make_world(knowledge, seed=7)
+    return random_world(knowledge, seed=7)
 
 
 def test_state_names_are_xmlbif_names_and_reserved_ones_cannot_be_values() -> None:
@@ -245,7 +181,7 @@ def test_too_large_a_table_points_to_the_per_item_export(knowledge: Knowledge) -
     many = dict(
         VALUES, importer_id=[f"I{k}" for k in range(40)], exporter_id=[f"X{k}" for k in range(40)]
     )
-    frame, scorer = make_world(knowledge, seed=3, n=400, values=many)
+    frame, scorer = random_world(knowledge, seed=3, n=400, values=many)
     with pytest.raises(ExportTooLarge, match=r"more than the limit of 1,000,000.*export_item"):
         export_network(scorer, "any", frame)
     item = frame.iloc[[5]]
@@ -264,7 +200,7 @@ def test_values_outside_the_network_are_refused(world: tuple[pd.DataFrame, Score
 
 def test_a_counted_stand_in_is_refused(knowledge: Knowledge) -> None:
     values = dict(VALUES, importer_id=["I1", UNSEEN_STAND_IN["string"]])
-    frame, scorer = make_world(knowledge, seed=5, n=50, values=values)
+    frame, scorer = random_world(knowledge, seed=5, n=50, values=values)
     with pytest.raises(SisamError, match=r"stand-in .* was counted"):
         export_item(scorer, "tax_regime", frame.iloc[[0]])
 
@@ -291,7 +227,7 @@ def test_evidence_columns_are_exported_as_their_sources() -> None:
               "ipi_rate": [5.0, 0.0], "acquisition_country": ["CN", "HK"], "unit": ["KG", "UN"],
               "related_party": ["N", "S"], "description": ["Stainless steel valve", "Cotton shirts"],
               "quantity": [1.0, 40.0]}
-    frame, scorer = make_world(shipped, seed=3, values=values)
+    frame, scorer = random_world(shipped, seed=3, values=values)
     exported = export_network(scorer, "pis_rate", frame.iloc[:40])
     assert {"pis_rate", "cofins_rate", "hs_code"} <= set(exported.columns)
     oracle = Oracle(exported.model)
