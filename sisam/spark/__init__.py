@@ -21,8 +21,8 @@ Steps (one Spark job each, plus the write):
 2. count every partition (``mapInArrow``) and sum by (factor, key, label); write the sums as
    Parquet count tables ``patterns`` and ``errors`` (``kb.read_count_tables`` documents
    them), which ``kb`` imports into a version and any engine can read;
-3. the provenance (items, date range), and the inspected items collected to the driver in
-   (file, row) order, from which the coefficients (on a sample drawn by position, as in
+3. the provenance (items, date range), and the inspected items, written as Parquet beside
+   the count tables and read by the driver in (file, row) order, from which the coefficients (on a sample drawn by position, as in
    ``history``), the suggestions and the recovered values are learnt as locally: a single
    history file gives exactly the local back-end's knowledge base. The declarations per
    code (suggestions) are counted by the tasks alongside the patterns.
@@ -162,6 +162,7 @@ def count_history_spark(
     """Count a history on Spark (see the module docstring). ``evidence_base`` is as for
     ``history.count_history``. The count tables are written under ``work_dir`` and kept
     there; without it, in a temporary folder removed after they are read."""
+    from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     spark, started = session(master, conf)
@@ -175,13 +176,20 @@ def count_history_spark(
     models = evidence_models(knowledge)
     evidence: EvidenceTables = {}
     if models:
+        # One row per task and (model, table). A task's tables can take hundreds of
+        # megabytes (a million items' words by codes), so they are counted in parallel and
+        # kept on the executors' disks, then fetched one task's at a time and added up
+        # (hpb.md, "Counts"): the driver holds one task's tables and the running sum,
+        # whatever the history's size. Collected at once, 20 million items' tables passed
+        # spark.driver.maxResultSize (1 GiB by default) at the seventh task.
         parts = decl.mapInArrow(
             partial(count_evidence_partition, knowledge=knowledge, declared=declared), _spark_schema(EVIDENCE_SCHEMA)
-        ).toArrow()
-        # one row per task and (model, table): tables add up one by one (hpb.md, "Counts")
-        for row in zip(*(parts.column(c).to_pylist() for c in ("model", "table", "ipc")), strict=True):
-            counted = evidence_from_ipc([row])
+        ).persist(StorageLevel.DISK_ONLY)
+        parts.count()
+        for row in parts.toLocalIterator():
+            counted = evidence_from_ipc([(row["model"], row["table"], bytes(row["ipc"]))])
             evidence = merge_evidence(evidence, counted, 1.0) if evidence else counted
+        parts.unpersist()
         batch = kb.Provenance(inputs, facts["date_from"], facts["date_to"], int(facts["items"]), 0)
         base, decay = evidence_base(batch)
         if base:
@@ -214,14 +222,17 @@ def count_history_spark(
         sums.unpersist()
         progress(f"counted on Spark; count tables in {out}")
         # The inspected items, in (file, row) order: the coefficients, the suggestions and
-        # the recovered values learn from them on the driver, as local learning does.
-        rows = joined.where(F.col(RECTIFIED_FILE).isNotNull()).toArrow().sort_by([(FILE, "ascending"), (ROW, "ascending")])
+        # the recovered values learn from them on the driver, as local learning does. Read
+        # back from Parquet like the counts rather than collected, which
+        # spark.driver.maxResultSize would bound.
+        joined.where(F.col(RECTIFIED_FILE).isNotNull()).write.mode("overwrite").parquet(str(out / "inspected"))
         if started:
             # Nothing more runs on Spark: a session this call started stops before the
             # driver's work, so that its JVM (all of local mode's executors) and a cluster's
             # executors are not held while the driver fits; in local mode the JVM's memory
             # and the driver's would otherwise add up (benchmarks/results/scale.md).
             spark.stop()
+        rows = pq.read_table(out / "inspected").sort_by([(FILE, "ascending"), (ROW, "ascending")])
         counts = kb.read_count_tables(out, names, len(knowledge.label_ids))
         codes = pq.read_table(out / "codes")
         code_counts = suggest.merge_codes(
