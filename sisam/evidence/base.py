@@ -117,7 +117,9 @@ def check_table(model: str, name: str, table: Mapping[str, np.ndarray]) -> str |
 
 def merge_tables(old: Table, new: Table, decay: float) -> Table:
     """``old`` decayed by ``decay`` plus ``new``: union of keys; float64 columns are counts
-    (scaled, then added), other columns describe the key (equal in both, kept)."""
+    (scaled, then added); int64 columns named ``first_*`` are the earliest of something
+    (a day: the smaller is kept, never decayed); other columns describe the key (equal in
+    both, kept)."""
     if old["key"].size == 0:
         return dict(new)
     if new["key"].size == 0:
@@ -132,6 +134,10 @@ def merge_tables(old: Table, new: Table, decay: float) -> Table:
         if old[column].dtype == np.float64:
             weights = np.concatenate([old[column] * decay, new[column]])
             out[column] = np.bincount(inverse, weights=weights, minlength=keys.size)
+        elif column.startswith("first_") and old[column].dtype == np.int64:
+            values = np.full(keys.size, np.iinfo(np.int64).max, dtype=np.int64)
+            np.minimum.at(values, inverse, np.concatenate([old[column], new[column]]))
+            out[column] = values
         else:
             values = np.empty(keys.size, dtype=old[column].dtype)
             values[inverse[: old["key"].size]] = old[column]
