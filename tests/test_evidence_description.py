@@ -4,6 +4,7 @@ sentences."""
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -18,7 +19,7 @@ from sisam.evidence import count_evidence, evidence_facts, merge_evidence, prepa
 from sisam.evidence import reference_description as reference
 from sisam.evidence.description_code import ROOT, DescriptionVsCode
 from sisam.evidence.description_kernels import description_fit
-from sisam.evidence.words import word_codes, words
+from sisam.evidence.words import tokenise, word_codes, words
 from sisam.knowledge import load_knowledge
 
 NAME = "description_given_code"
@@ -57,6 +58,65 @@ def test_words_are_lower_case_without_accents_and_stop_words():
     # codes are a pure function of the word: same word, same code, on every run
     assert word_codes(["valve", "valve"]).tolist()[0] == word_codes(["valve"]).tolist()[0]
     assert len(set(word_codes(["valve", "valves", "pump"]).tolist())) == 3
+
+
+texts = st.one_of(
+    st.none(), st.just(float("nan")), st.integers(-99, 999),
+    st.lists(st.sampled_from([*"aZ09-/. ;,\x1f\x00\nçÁ\u212aßＡİ\u0301", "válvula", "ab"]), max_size=30).map("".join),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(texts, max_size=12))
+@example(["ab\x1fcd-", "cd/ef.gh -x- y.z. K\u212a AB", "ab", None, "the valve and THE VALVE", "ＡＢ ab"])
+def test_tokenise_finds_what_words_finds_text_by_text(column):
+    tokenised = tokenise(pd.Series(column, dtype=object))
+    for row, text in enumerate(column):
+        expected = words(text)
+        codes = tokenised.of(int(tokenised.text_of_row[row]))
+        assert codes.tolist() == word_codes(expected).tolist()
+        assert [tokenised.vocabulary[c] for c in codes.tolist()] == expected
+    starts, flat = tokenised.of_texts(tokenised.text_of_row[::-1])
+    assert [flat[a:b].tolist() for a, b in itertools.pairwise(starts)] == \
+        [tokenised.of(int(k)).tolist() for k in tokenised.text_of_row[::-1]]
+
+
+def test_kernel_results_do_not_depend_on_threads_or_batches(models):
+    """More patterns than one task holds, scored with one and two threads, whole and in
+    two batches in another order: the same bits."""
+    import numba as nb
+
+    from sisam.evidence.description_kernels import _CHUNK
+
+    model = models[NAME]
+    rng = np.random.default_rng(5)
+    vocabulary = [f"w{k}" for k in range(60)]
+    codes = [f"{c:02d}{h:02d}{s:04d}" for c in (84, 85, 61) for h in range(3) for s in range(4)]
+
+    def rows(n):
+        return [(codes[rng.integers(len(codes))], " ".join(rng.choice(vocabulary, rng.integers(0, 6))))
+                for _ in range(n)]
+
+    history, items = frame(rows(3000)), frame(rows(8 * _CHUNK))
+    prepared = model.prepare(model.count(history))
+    previous = nb.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            nb.set_num_threads(threads)
+            for part, own in ((items, False), (history, True)):
+                fit = model._fit(prepared, part, own, None)
+                assert fit.chain.shape[0] > 2 * _CHUNK
+                results.append(np.concatenate([fit.p, fit.best, fit.best_code.view(np.float64), fit.n_code,
+                                               fit.known[:, None].astype(np.float64)], axis=1)[fit.pattern_of_row])
+        order = rng.permutation(len(items))
+        halves = [model._fit(prepared, items.iloc[order[part]], False, None) for part in (slice(0, 300), slice(300, None))]
+        shuffled = np.concatenate([np.concatenate([f.p, f.best], axis=1)[f.pattern_of_row] for f in halves])
+    finally:
+        nb.set_num_threads(previous)
+    for one, two in zip(results[:2], results[2:], strict=True):
+        assert one.tobytes() == two.tobytes()
+    assert shuffled.tobytes() == results[0][order][:, :2 * model.judged.size].tobytes()
 
 
 def test_a_word_seen_under_one_heading_only_makes_another_heading_surprising(models):
@@ -154,7 +214,8 @@ def test_kernel_matches_its_plain_python_twin(models, history_rows, item_rows):
                np.empty((n, chain.shape[1])))
         description_fit(
             starts, flat, chain, model.judged, ROOT,
-            prepared.code_index.slot_keys, prepared.code_index.slot_rows, prepared.code_n, prepared.code_parent,
+            prepared.code_index.slot_keys, prepared.code_index.slot_rows, prepared.code_n,
+            prepared.code_paths, prepared.code_path_lengths,
             prepared.pair_table,
             prepared.word_index.slot_keys, prepared.word_index.slot_rows, prepared.word_n,
             prepared.cand_starts, prepared.cand_codes, loo, model.smoothing, *out,

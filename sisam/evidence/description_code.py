@@ -81,7 +81,7 @@ from sisam.encoding import Encoder
 from sisam.engine.hashtable import KeyIndex, build_index
 from sisam.engine.levels import mix64, mix64_int
 from sisam.evidence.base import EvidenceModel, ModelTables
-from sisam.evidence.description_kernels import count_table, description_fit
+from sisam.evidence.description_kernels import code_paths, count_table, description_fit
 from sisam.evidence.words import Tokenised, tokenise
 from sisam.knowledge import Attribute, EvidenceSpec, Knowledge
 
@@ -111,7 +111,8 @@ class Prepared:
     code_index: KeyIndex
     code_keys: np.ndarray
     code_n: np.ndarray
-    code_parent: np.ndarray
+    code_paths: np.ndarray
+    code_path_lengths: np.ndarray
     code_text: np.ndarray
     pair_table: np.ndarray
     pair_keys: np.ndarray
@@ -197,9 +198,8 @@ class DescriptionVsCode(EvidenceModel):
         chain (uint64[P, levels]), the tokenised texts and each pattern's text."""
         words = tokenise(frame[self.text.column])
         chain = encoder.codes(self.code)
-        pattern_of_row, uniques = pd.factorize(
-            pd.MultiIndex.from_arrays([words.text_of_row, chain[:, 0]]), use_na_sentinel=False
-        )
+        code_of_row, codes = pd.factorize(chain[:, 0])
+        pattern_of_row, uniques = pd.factorize(words.text_of_row * np.int64(codes.size) + code_of_row)
         first = np.empty(len(uniques), dtype=np.int64)
         first[pattern_of_row[::-1]] = np.arange(len(frame) - 1, -1, -1)
         return pattern_of_row.astype(np.int64), np.ascontiguousarray(chain[first]), words, words.text_of_row[first]
@@ -229,10 +229,8 @@ class DescriptionVsCode(EvidenceModel):
                               parent=np.concatenate(code_parent), level=np.concatenate(code_level),
                               text=np.concatenate(code_text))
         # words and (code, word) pairs, weighted by each pattern's declarations
-        lengths = np.diff(words.starts)[text_of_pattern]
-        pattern_words = np.concatenate([words.of(k) for k in text_of_pattern.tolist()]) if lengths.sum() else \
-            np.zeros(0, dtype=np.uint64)
-        pattern = np.repeat(np.arange(chain.shape[0]), lengths)
+        starts, pattern_words = words.of_texts(text_of_pattern)
+        pattern = np.repeat(np.arange(chain.shape[0]), np.diff(starts))
         word_weight = weight[pattern]
         unique_words, inverse = np.unique(pattern_words, return_inverse=True)
         vocabulary = {
@@ -272,8 +270,12 @@ class DescriptionVsCode(EvidenceModel):
         chosen = order[rank < self.candidates]
         chosen_group = word_row[chosen] * n_levels + slot[chosen]
         cand_starts = np.searchsorted(chosen_group, np.arange(vocabulary["key"].size * n_levels + 1)).astype(np.int64)
+        code_index = build_index(codes["key"])
+        paths, path_lengths = code_paths(np.ascontiguousarray(codes["key"], dtype=np.uint64), code_index.slot_keys,
+                                         code_index.slot_rows, np.ascontiguousarray(codes["parent"], dtype=np.uint64),
+                                         ROOT)
         return Prepared(
-            build_index(codes["key"]), codes["key"], codes["N"], codes["parent"], codes["text"],
+            code_index, codes["key"], codes["N"], paths, path_lengths, codes["text"],
             count_table(pairs["key"], pairs["N"]), pairs["key"], pairs["N"],
             build_index(vocabulary["key"]), vocabulary["key"], vocabulary["N"], vocabulary["text"],
             cand_starts, np.ascontiguousarray(pairs["code"][chosen]),
@@ -282,18 +284,15 @@ class DescriptionVsCode(EvidenceModel):
     def _fit(self, prepared: Prepared, frame: pd.DataFrame, own_rows_counted: bool, encoder: Encoder | None) -> _Fit:
         encoder = encoder if encoder is not None else Encoder(frame)
         pattern_of_row, chain, words, text_of_pattern = self._patterns(frame, encoder)
-        lengths = np.diff(words.starts)[text_of_pattern]
-        starts = np.zeros(chain.shape[0] + 1, dtype=np.int64)
-        np.cumsum(lengths, out=starts[1:])
-        flat = np.concatenate([words.of(k) for k in text_of_pattern.tolist()]) if starts[-1] else \
-            np.zeros(0, dtype=np.uint64)
+        starts, flat = words.of_texts(text_of_pattern)
         n, j = chain.shape[0], self.judged.size
         p, best = np.empty((n, j)), np.empty((n, j))
         best_code, known = np.empty((n, j), dtype=np.uint64), np.empty(n, dtype=np.int64)
         n_code = np.empty((n, chain.shape[1]))
         description_fit(
             starts, flat, chain, self.judged, ROOT,
-            prepared.code_index.slot_keys, prepared.code_index.slot_rows, prepared.code_n, prepared.code_parent,
+            prepared.code_index.slot_keys, prepared.code_index.slot_rows, prepared.code_n,
+            prepared.code_paths, prepared.code_path_lengths,
             prepared.pair_table,
             prepared.word_index.slot_keys, prepared.word_index.slot_rows, prepared.word_n,
             prepared.cand_starts, prepared.cand_codes,

@@ -45,6 +45,8 @@ BEAM = 1e-6
 TIE = 1e-12
 #: The count of an empty slot (counts are never negative).
 EMPTY_N = -1.0
+#: Patterns per prange task.
+_CHUNK = 64
 
 
 def count_table(keys: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -82,6 +84,20 @@ def count_of(table, key):
 
 
 @nb.njit(inline="always", nogil=True)
+def _count_after(table, key, home):
+    """``count_of`` for a key whose home slot holds another key."""
+    mask = np.uint64(table.shape[0] - 1)
+    slot = (home + np.uint64(1)) & mask
+    while True:
+        n = table[slot]["n"]
+        if n == EMPTY_N:
+            return 0.0
+        if table[slot]["key"] == key:
+            return n
+        slot = (slot + np.uint64(1)) & mask
+
+
+@nb.njit(inline="always", nogil=True)
 def _mix(x):
     """splitmix64's finaliser (``engine.levels.mix64``) on one uint64."""
     x ^= x >> np.uint64(30)
@@ -105,9 +121,31 @@ def _value(slot_keys, slot_rows, values, key):
 
 
 @nb.njit(cache=True, nogil=True)
+def code_paths(code_keys, code_slots, code_rows, code_parent, root):
+    """Each code's chain from itself up to the root (excluded), as the codes table's
+    parents give it: ``paths`` uint64[C, MAX_DEPTH] and ``lengths`` int64[C] (the walk
+    stops at the root, at a parent the table does not hold, or after MAX_DEPTH codes).
+    It depends on the knowledge base only, so it is built once per version."""
+    paths = np.zeros((code_keys.shape[0], MAX_DEPTH), dtype=np.uint64)
+    lengths = np.zeros(code_keys.shape[0], dtype=np.int64)
+    for c in range(code_keys.shape[0]):
+        key = code_keys[c]
+        n_path = 0
+        while key != root and n_path < MAX_DEPTH:
+            paths[c, n_path] = key
+            n_path += 1
+            row = lookup(code_slots, code_rows, key)
+            if row == EMPTY_ROW:
+                break
+            key = code_parent[row]
+        lengths[c] = n_path
+    return paths, lengths
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
 def description_fit(
     starts, words, chain, judged, root,
-    code_slots, code_rows, code_n, code_parent,
+    code_slots, code_rows, code_n, code_paths, code_path_lengths,
     pairs,
     word_slots, word_rows, word_n, cand_starts, cand_codes,
     loo, s,
@@ -118,26 +156,98 @@ def description_fit(
     ``starts`` int64[P + 1], ``words`` uint64: the word codes of pattern i are
     ``words[starts[i]:starts[i + 1]]``; ``chain`` uint64[P, D]: the declared code's key at
     each level, finest first; ``judged`` int64[J]: the chain columns judged; ``root``: the
-    key of all declarations; ``code_*``: the codes table's index, N and parent key;
-    ``pairs``: the pairs table's N as a ``count_table``; ``word_*``: the vocabulary's index and N;
-    ``cand_starts`` int64[V * J + 1], ``cand_codes`` uint64: the candidates of the word in
-    vocabulary row v at judged level l are ``cand_codes[cand_starts[v * J + l]:
-    cand_starts[v * J + l + 1]]``; ``loo`` 1.0 to leave each pattern's declaration out,
-    else 0.0; ``s`` the smoothing S.
+    key of all declarations; ``code_*``: the codes table's index, N and paths to the root
+    (``code_paths``); ``pairs``: the pairs table's N as a ``count_table``; ``word_*``: the
+    vocabulary's index and N; ``cand_starts`` int64[V * J + 1], ``cand_codes`` uint64: the
+    candidates of the word in vocabulary row v at judged level l are
+    ``cand_codes[cand_starts[v * J + l]:cand_starts[v * J + l + 1]]``; ``loo`` 1.0 to
+    leave each pattern's declaration out, else 0.0; ``s`` the smoothing S.
 
     Out: ``out_p`` / ``out_best`` float64[P, J]: the declared code's posterior and the
     largest posterior of another candidate, ``out_best_code`` uint64[P, J] that candidate
     (0 when there is none), ``out_known`` int64[P] the pattern's known words,
     ``out_n_code`` float64[P, D] N of the declared code at each level.
+
+    Patterns are independent: tasks of ``_CHUNK`` patterns run in ``prange``, each with
+    its own buffers, and every output of pattern i is computed from pattern i's inputs
+    alone, in the same order of operations whatever the thread count.
     """
+    n_patterns = starts.shape[0] - 1
+    n_root = _value(code_slots, code_rows, code_n, root) - loo
+    for chunk in nb.prange((n_patterns + _CHUNK - 1) // _CHUNK):
+        _fit_chunk(
+            chunk * _CHUNK, min(n_patterns, (chunk + 1) * _CHUNK), n_root,
+            starts, words, chain, judged, root,
+            code_slots, code_rows, code_n, code_paths, code_path_lengths,
+            pairs, word_slots, word_rows, word_n, cand_starts, cand_codes, loo, s,
+            out_p, out_best, out_best_code, out_known, out_n_code,
+        )  # fmt: skip
+
+
+@nb.njit(inline="always", nogil=True)
+def _find(tags, stamps, stamp, key):
+    """Slot of ``key`` in a stamped open-addressing table (keys are well mixed), or of
+    the empty slot where it would go, as -1 - slot; a slot whose stamp is not ``stamp``
+    is empty, so a table is emptied by taking a new stamp."""
+    mask = np.uint64(tags.shape[0] - 1)
+    slot = key & mask
+    while True:
+        if stamps[slot] != stamp:
+            return -1 - np.int64(slot)
+        if tags[slot] == key:
+            return np.int64(slot)
+        slot = (slot + np.uint64(1)) & mask
+
+
+@nb.njit(inline="always", nogil=True)
+def _table_size(n):
+    """A power of two, at least 2 n: the slots of a stamped table of up to n keys."""
+    size = 16
+    while size < 2 * n:
+        size *= 2
+    return size
+
+
+@nb.njit(nogil=True)
+def _fit_chunk(
+    first, stop, n_root,
+    starts, words, chain, judged, root,
+    code_slots, code_rows, code_n, code_paths, code_path_lengths,
+    pairs, word_slots, word_rows, word_n, cand_starts, cand_codes, loo, s,
+    out_p, out_best, out_best_code, out_known, out_n_code,
+):  # fmt: skip
+    """Patterns ``first`` to ``stop`` (excluded); buffers grow to the largest pattern."""
     n_levels = judged.shape[0]
     depth = chain.shape[1]
-    n_root = _value(code_slots, code_rows, code_n, root) - loo
-    known = np.empty(words.shape[0], dtype=np.int64)  # vocabulary rows of known words
-    known_word = np.empty(words.shape[0], dtype=np.uint64)
-    known_n = np.empty(words.shape[0])
     path = np.empty(MAX_DEPTH, dtype=np.uint64)
-    for i in range(starts.shape[0] - 1):
+    n_words = 1
+    for i in range(first, stop):
+        n_words = max(n_words, starts[i + 1] - starts[i])
+    known = np.empty(n_words, dtype=np.int64)  # vocabulary rows of known words
+    known_word = np.empty(n_words, dtype=np.uint64)
+    known_n = np.empty(n_words)
+    probe_key = np.empty(n_words, dtype=np.uint64)
+    probe_home = np.empty(n_words, dtype=np.uint64)
+    home_key = np.empty(n_words, dtype=np.uint64)
+    home_n = np.empty(n_words)
+    mask = np.uint64(pairs.shape[0] - 1)
+    # memo: per code met, P_X(t) of every known word (``memo``), N_X less the own
+    # declaration (``memo_n``) and whether X survived the beam at its level; the stamped
+    # table ``index_*`` finds a code's memo row
+    capacity = 0
+    memo = np.empty((0, n_words))
+    memo_n = np.empty(0)
+    memo_survived = np.empty(0, dtype=np.bool_)
+    index_tags = np.empty(0, dtype=np.uint64)
+    index_stamps = np.empty(0, dtype=np.int64)
+    index_rows = np.empty(0, dtype=np.int64)
+    seen_tags = np.empty(0, dtype=np.uint64)
+    seen_stamps = np.empty(0, dtype=np.int64)
+    candidates = np.empty(0, dtype=np.uint64)
+    scores = np.empty(0)
+    posteriors = np.empty(0)
+    stamp = 0
+    for i in range(first, stop):
         n_known = 0
         for k in range(starts[i], starts[i + 1]):
             row = lookup(word_slots, word_rows, words[k])
@@ -154,45 +264,57 @@ def description_fit(
         # once per pattern. Whether a code's counts hold the pattern's own declaration
         # depends on the code alone (is it on the pattern's chain?), so a code's shares
         # are the same whichever candidate's path meets it.
-        capacity = 1
+        needed = 1
+        most = 1
         for level in range(n_levels):
-            capacity += depth
+            here = 1
             for j in range(n_known):
                 v = known[j] * n_levels + level
-                capacity += depth * (cand_starts[v + 1] - cand_starts[v])
-        memo_keys = np.empty(capacity, dtype=np.uint64)
-        memo = np.empty((capacity, max(n_known, 1)))
-        memo_keys[0] = root
+                here += cand_starts[v + 1] - cand_starts[v]
+            needed += depth * here
+            most = max(most, here)
+        if needed > capacity:
+            capacity = needed
+            memo = np.empty((capacity, n_words))
+            memo_n = np.empty(capacity)
+            memo_survived = np.empty(capacity, dtype=np.bool_)
+            index_tags = np.empty(_table_size(capacity), dtype=np.uint64)
+            index_stamps = np.zeros(_table_size(capacity), dtype=np.int64)
+            index_rows = np.empty(_table_size(capacity), dtype=np.int64)
+        if most > candidates.shape[0]:
+            candidates = np.empty(most, dtype=np.uint64)
+            scores = np.empty(most)
+            posteriors = np.empty(most)
+            seen_tags = np.empty(_table_size(most), dtype=np.uint64)
+            seen_stamps = np.zeros(_table_size(most), dtype=np.int64)
+        stamp += 1
+        memo_stamp = stamp
+        memo_n[0] = n_root
+        memo_survived[0] = False
         for j in range(n_known):
             memo[0, j] = (known_n[j] + 0.5) / (n_root + 1.0)
         n_memo = 1
-        survivors = np.empty(capacity, dtype=np.uint64)
-        n_survivors = 0
         # coarsest level first: its survivors prune the next finer level's candidates
         for level in range(n_levels - 1, -1, -1):
             column = judged[level]
             declared = chain[i, column]
             # candidates: the declared code first, then each known word's, without repeats
-            cand_total = 1
-            for j in range(n_known):
-                v = known[j] * n_levels + level
-                cand_total += cand_starts[v + 1] - cand_starts[v]
-            candidates = np.empty(cand_total, dtype=np.uint64)
+            stamp += 1
             candidates[0] = declared
+            seen = _find(seen_tags, seen_stamps, stamp, declared)
+            seen_tags[-1 - seen] = declared
+            seen_stamps[-1 - seen] = stamp
             n_cand = 1
             for j in range(n_known):
                 v = known[j] * n_levels + level
                 for q in range(cand_starts[v], cand_starts[v + 1]):
                     x = cand_codes[q]
-                    repeated = False
-                    for r in range(n_cand):
-                        if candidates[r] == x:
-                            repeated = True
-                            break
-                    if not repeated:
+                    seen = _find(seen_tags, seen_stamps, stamp, x)
+                    if seen < 0:
+                        seen_tags[-1 - seen] = x
+                        seen_stamps[-1 - seen] = stamp
                         candidates[n_cand] = x
                         n_cand += 1
-            scores = np.empty(n_cand)
             for r in range(n_cand):
                 x = candidates[r]
                 # the candidate's chain from itself up to the root (excluded): the item's
@@ -204,23 +326,21 @@ def description_fit(
                         path[n_path] = chain[i, c]
                         n_path += 1
                 else:
-                    key = x
-                    while key != root and n_path < depth - column:
-                        path[n_path] = key
-                        n_path += 1
-                        row = lookup(code_slots, code_rows, key)
-                        if row == EMPTY_ROW:
-                            break
-                        key = code_parent[row]
+                    row = lookup(code_slots, code_rows, x)
+                    if row == EMPTY_ROW:
+                        path[0] = x
+                        n_path = 1
+                    else:
+                        n_path = min(code_path_lengths[row], depth - column)
+                        for h in range(n_path):
+                            path[h] = code_paths[row, h]
                 if r > 0 and level < n_levels - 1:
                     # beam: a candidate under no surviving group of the coarser level is out
                     above = judged[level + 1] - column
                     kept = False
                     if above < n_path:
-                        for m in range(n_survivors):
-                            if survivors[m] == path[above]:
-                                kept = True
-                                break
+                        at = _find(index_tags, index_stamps, memo_stamp, path[above])
+                        kept = at >= 0 and memo_survived[index_rows[at]]
                     if not kept:
                         scores[r] = -np.inf
                         continue
@@ -228,24 +348,41 @@ def description_fit(
                 parent = 0
                 for h in range(n_path - 1, -1, -1):
                     code = path[h]
-                    slot = -1
-                    for m in range(n_memo):
-                        if memo_keys[m] == code:
-                            slot = m
-                            break
-                    if slot < 0:
-                        slot = n_memo
-                        n_memo += 1
-                        memo_keys[slot] = code
-                        # the pattern's own declaration is counted under its own chain only
-                        own = loo if code == chain[i, column + h] else 0.0
-                        n_w = max(0.0, _value(code_slots, code_rows, code_n, code) - own)
-                        for j in range(n_known):
-                            n_tw = max(0.0, count_of(pairs, pair_key(code, known_word[j])) - own)
-                            memo[slot, j] = (n_tw + s * memo[parent, j]) / (n_w + s)
+                    at = _find(index_tags, index_stamps, memo_stamp, code)
+                    if at >= 0:
+                        parent = index_rows[at]
+                        continue
+                    slot = n_memo
+                    n_memo += 1
+                    index_tags[-1 - at] = code
+                    index_stamps[-1 - at] = memo_stamp
+                    index_rows[-1 - at] = slot
+                    memo_survived[slot] = False
+                    # the pattern's own declaration is counted under its own chain only
+                    own = loo if code == chain[i, column + h] else 0.0
+                    memo_n[slot] = max(0.0, _value(code_slots, code_rows, code_n, code) - own)
+                    n_w = memo_n[slot]
+                    # the pairs (code, word) of all known words: their home slots are
+                    # read first, in a loop without branches, so that the cache misses
+                    # overlap; the rare probe past the home slot comes after
+                    mixed = _mix(code)
+                    for j in range(n_known):
+                        key = _mix(mixed ^ known_word[j])
+                        home = key & mask
+                        probe_key[j] = key
+                        probe_home[j] = home
+                        home_key[j] = pairs[home]["key"]
+                        home_n[j] = pairs[home]["n"]
+                    for j in range(n_known):
+                        raw = home_n[j]
+                        if raw == EMPTY_N:
+                            raw = 0.0
+                        elif home_key[j] != probe_key[j]:
+                            raw = _count_after(pairs, probe_key[j], probe_home[j])
+                        n_tw = max(0.0, raw - own)
+                        memo[slot, j] = (n_tw + s * memo[parent, j]) / (n_w + s)
                     parent = slot
-                n_x = max(0.0, _value(code_slots, code_rows, code_n, x) - (loo if r == 0 else 0.0))
-                score = math.log(n_x + 0.5)
+                score = math.log(memo_n[parent] + 0.5)
                 for j in range(n_known):
                     score += math.log(memo[parent, j])
                 scores[r] = score
@@ -255,18 +392,18 @@ def description_fit(
             total = 0.0
             for r in range(n_cand):
                 total += math.exp(scores[r] - top)
-            out_p[i, level] = math.exp(scores[0] - top) / total
+            for r in range(n_cand):
+                posteriors[r] = math.exp(scores[r] - top) / total
+            out_p[i, level] = posteriors[0]
             best = 0.0
             best_code = np.uint64(0)
             for r in range(1, n_cand):
-                posterior = math.exp(scores[r] - top) / total
+                posterior = posteriors[r]
                 if posterior > best * (1.0 + TIE) or (posterior >= best * (1.0 - TIE) and candidates[r] < best_code):
                     best = posterior
                     best_code = candidates[r]
             out_best[i, level] = best
             out_best_code[i, level] = best_code
-            n_survivors = 0
             for r in range(n_cand):
-                if math.exp(scores[r] - top) / total >= BEAM:
-                    survivors[n_survivors] = candidates[r]
-                    n_survivors += 1
+                if posteriors[r] >= BEAM and scores[r] > -np.inf:
+                    memo_survived[index_rows[_find(index_tags, index_stamps, memo_stamp, candidates[r])]] = True

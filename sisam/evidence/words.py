@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from sisam.engine.levels import mix64, string_hashes
+from sisam.evidence.word_kernels import scan_words
 
 #: Function words of English and Portuguese: words that never tell goods apart.
 STOP_WORDS = frozenset("""
@@ -34,6 +35,9 @@ pelas com sem que se ao aos ate mas nao seu sua seus suas outro outra outros out
 """.split()) - {"other", "outro", "outra", "outros", "outras"}
 #: "other" (outros) stays: in a tariff it names the residual lines ("; other").
 _WORD = re.compile(r"[a-z0-9]+(?:[-/.][a-z0-9]+)*")
+#: The boundary between two texts in ``tokenise``'s scan (the ASCII unit separator: no
+#: part of a word).
+_END = "\x1f"
 #: Salt of word codes, so that a word's code never equals an attribute's level code.
 WORD_SALT = np.uint64(0x5DE5C0DE0F0A7DE5)
 
@@ -89,15 +93,37 @@ class Tokenised:
     def of(self, k: int) -> np.ndarray:
         return self.codes[self.starts[k]:self.starts[k + 1]]
 
+    def of_texts(self, texts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The word codes of distinct texts ``texts`` one after the other, as ``starts``
+        int64[len(texts) + 1] and ``codes``: those of ``texts[i]`` are
+        ``codes[starts[i]:starts[i + 1]]``."""
+        lengths = np.diff(self.starts)[texts]
+        starts = np.zeros(len(texts) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=starts[1:])
+        positions = np.arange(starts[-1]) - np.repeat(starts[:-1] - self.starts[texts], lengths)
+        return starts, self.codes[positions]
+
 
 def tokenise(column: pd.Series) -> Tokenised:
-    """The words of every row of ``column``, tokenised once per distinct text."""
+    """The words of every row of ``column``, tokenised once per distinct text: the words
+    ``words`` gives, found for all distinct texts in one scan of their folded texts
+    (``word_kernels.scan_words``); the scan numbers the distinct words, so that only
+    they become strings, are checked against the stop words and are hashed."""
     text_of_row, uniques = pd.factorize(column, use_na_sentinel=False)
-    per_text = [words(u) for u in uniques]
-    lengths = np.fromiter((len(w) for w in per_text), dtype=np.int64, count=len(per_text))
-    starts = np.zeros(len(per_text) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=starts[1:])
-    flat = [w for ws in per_text for w in ws]
-    codes = word_codes(flat)
-    vocabulary = dict(zip(codes.tolist(), flat, strict=True))
-    return Tokenised(text_of_row.astype(np.int64), starts, codes, vocabulary)
+    # the boundary may not occur inside a text: as any other non-word character there,
+    # a space in its place changes no word
+    folded = ["" if u is None or (not isinstance(u, str) and pd.isna(u)) else fold(str(u)).replace(_END, " ")
+              for u in uniques]
+    joined = (_END.join(folded) + _END).encode("utf-8")
+    token_text, token_word, word_start, word_stop = scan_words(np.frombuffer(joined, dtype=np.uint8), ord(_END))
+    met = [joined[a:b].decode("ascii") for a, b in zip(word_start.tolist(), word_stop.tolist(), strict=True)]
+    counted = np.fromiter((w not in STOP_WORDS for w in met), dtype=bool, count=len(met))
+    kept = counted[token_word]
+    token_text, token_word = token_text[kept], token_word[kept]
+    starts = np.zeros(len(uniques) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(token_text, minlength=len(uniques)), out=starts[1:])
+    used = np.flatnonzero(counted)
+    met_codes = np.zeros(len(met), dtype=np.uint64)
+    met_codes[used] = word_codes(np.array(met, dtype=object)[used])
+    vocabulary = dict(zip(met_codes[used].tolist(), [met[v] for v in used.tolist()], strict=True))
+    return Tokenised(text_of_row.astype(np.int64), starts, met_codes[token_word], vocabulary)
