@@ -213,7 +213,7 @@ def test_kernel_matches_its_plain_python_twin(models, history_rows, item_rows):
         out = (np.empty((n, j)), np.empty((n, j)), np.empty((n, j), np.uint64), np.empty(n, np.int64),
                np.empty((n, chain.shape[1])))
         description_fit(
-            starts, flat, chain, model.judged, ROOT,
+            np.random.default_rng(n).permutation(n), starts, flat, chain, model.judged, ROOT,
             prepared.code_index.slot_keys, prepared.code_index.slot_rows, prepared.code_n,
             prepared.code_paths, prepared.code_path_lengths,
             prepared.pair_table,

@@ -46,12 +46,13 @@ TIE = 1e-12
 #: The count of an empty slot (counts are never negative).
 EMPTY_N = -1.0
 #: Patterns per prange task.
-_CHUNK = 64
+_CHUNK = 256
 
 
 def count_table(keys: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """An open-addressing table of ``SLOT`` from unique, well mixed uint64 ``keys`` to
-    ``counts`` (capacity a power of two, at least twice the keys; ``count_of`` probes it)."""
+    ``counts`` (capacity a power of two, at least twice the keys; a key's home slot is
+    ``key & (capacity - 1)``, ``_count_after`` probes past it)."""
     table = np.zeros(capacity_for(keys.size), dtype=SLOT)
     table["n"] = EMPTY_N
     _fill_counts(np.ascontiguousarray(keys, dtype=np.uint64), np.ascontiguousarray(counts, dtype=np.float64), table)
@@ -70,22 +71,9 @@ def _fill_counts(keys, counts, table):
 
 
 @nb.njit(inline="always", nogil=True)
-def count_of(table, key):
-    """The count of ``key``, 0.0 when it was never counted."""
-    mask = np.uint64(table.shape[0] - 1)
-    slot = key & mask
-    while True:
-        n = table[slot]["n"]
-        if n == EMPTY_N:
-            return 0.0
-        if table[slot]["key"] == key:
-            return n
-        slot = (slot + np.uint64(1)) & mask
-
-
-@nb.njit(inline="always", nogil=True)
 def _count_after(table, key, home):
-    """``count_of`` for a key whose home slot holds another key."""
+    """The count of ``key`` (0.0 when it was never counted), whose home slot holds
+    another key."""
     mask = np.uint64(table.shape[0] - 1)
     slot = (home + np.uint64(1)) & mask
     while True:
@@ -144,7 +132,7 @@ def code_paths(code_keys, code_slots, code_rows, code_parent, root):
 
 @nb.njit(cache=True, nogil=True, parallel=True)
 def description_fit(
-    starts, words, chain, judged, root,
+    order, starts, words, chain, judged, root,
     code_slots, code_rows, code_n, code_paths, code_path_lengths,
     pairs,
     word_slots, word_rows, word_n, cand_starts, cand_codes,
@@ -153,7 +141,9 @@ def description_fit(
 ):  # fmt: skip
     """Fill the out_* arrays for every pattern.
 
-    ``starts`` int64[P + 1], ``words`` uint64: the word codes of pattern i are
+    ``order`` int64[P]: the patterns in the order they are computed (patterns of one
+    code group together, so that the counts they read are still in cache; the results
+    do not depend on it); ``starts`` int64[P + 1], ``words`` uint64: the word codes of pattern i are
     ``words[starts[i]:starts[i + 1]]``; ``chain`` uint64[P, D]: the declared code's key at
     each level, finest first; ``judged`` int64[J]: the chain columns judged; ``root``: the
     key of all declarations; ``code_*``: the codes table's index, N and paths to the root
@@ -170,13 +160,13 @@ def description_fit(
 
     Patterns are independent: tasks of ``_CHUNK`` patterns run in ``prange``, each with
     its own buffers, and every output of pattern i is computed from pattern i's inputs
-    alone, in the same order of operations whatever the thread count.
+    alone, in the same order of operations whatever the thread count or ``order``.
     """
     n_patterns = starts.shape[0] - 1
     n_root = _value(code_slots, code_rows, code_n, root) - loo
     for chunk in nb.prange((n_patterns + _CHUNK - 1) // _CHUNK):
         _fit_chunk(
-            chunk * _CHUNK, min(n_patterns, (chunk + 1) * _CHUNK), n_root,
+            order[chunk * _CHUNK:min(n_patterns, (chunk + 1) * _CHUNK)], n_root,
             starts, words, chain, judged, root,
             code_slots, code_rows, code_n, code_paths, code_path_lengths,
             pairs, word_slots, word_rows, word_n, cand_starts, cand_codes, loo, s,
@@ -210,18 +200,18 @@ def _table_size(n):
 
 @nb.njit(nogil=True)
 def _fit_chunk(
-    first, stop, n_root,
+    patterns, n_root,
     starts, words, chain, judged, root,
     code_slots, code_rows, code_n, code_paths, code_path_lengths,
     pairs, word_slots, word_rows, word_n, cand_starts, cand_codes, loo, s,
     out_p, out_best, out_best_code, out_known, out_n_code,
 ):  # fmt: skip
-    """Patterns ``first`` to ``stop`` (excluded); buffers grow to the largest pattern."""
+    """The patterns ``patterns``; buffers grow to the largest pattern."""
     n_levels = judged.shape[0]
     depth = chain.shape[1]
     path = np.empty(MAX_DEPTH, dtype=np.uint64)
     n_words = 1
-    for i in range(first, stop):
+    for i in patterns:
         n_words = max(n_words, starts[i + 1] - starts[i])
     known = np.empty(n_words, dtype=np.int64)  # vocabulary rows of known words
     known_word = np.empty(n_words, dtype=np.uint64)
@@ -247,7 +237,7 @@ def _fit_chunk(
     scores = np.empty(0)
     posteriors = np.empty(0)
     stamp = 0
-    for i in range(first, stop):
+    for i in patterns:
         n_known = 0
         for k in range(starts[i], starts[i + 1]):
             row = lookup(word_slots, word_rows, words[k])
@@ -365,9 +355,8 @@ def _fit_chunk(
                     # the pairs (code, word) of all known words: their home slots are
                     # read first, in a loop without branches, so that the cache misses
                     # overlap; the rare probe past the home slot comes after
-                    mixed = _mix(code)
                     for j in range(n_known):
-                        key = _mix(mixed ^ known_word[j])
+                        key = pair_key(code, known_word[j])
                         home = key & mask
                         probe_key[j] = key
                         probe_home[j] = home
@@ -389,11 +378,13 @@ def _fit_chunk(
             top = scores[0]
             for r in range(1, n_cand):
                 top = max(top, scores[r])
+            # exp(-inf - top) is 0.0: the codes the beam left out cost no exp
             total = 0.0
             for r in range(n_cand):
-                total += math.exp(scores[r] - top)
+                posteriors[r] = 0.0 if scores[r] == -np.inf and top > -np.inf else math.exp(scores[r] - top)
+                total += posteriors[r]
             for r in range(n_cand):
-                posteriors[r] = math.exp(scores[r] - top) / total
+                posteriors[r] = posteriors[r] / total
             out_p[i, level] = posteriors[0]
             best = 0.0
             best_code = np.uint64(0)
