@@ -78,7 +78,7 @@ import numpy as np
 import pandas as pd
 
 from sisam.encoding import Encoder
-from sisam.engine.hashtable import KeyIndex, build_index
+from sisam.engine.hashtable import KeyIndex, build_index, lookup_many
 from sisam.engine.levels import mix64, mix64_int
 from sisam.evidence.base import EvidenceModel, ModelTables
 from sisam.evidence.description_kernels import code_paths, count_table, description_fit
@@ -123,6 +123,7 @@ class Prepared:
     word_text: np.ndarray
     cand_starts: np.ndarray
     cand_codes: np.ndarray
+    cand_rows: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -270,6 +271,7 @@ class DescriptionVsCode(EvidenceModel):
         chosen = order[rank < self.candidates]
         chosen_group = word_row[chosen] * n_levels + slot[chosen]
         cand_starts = np.searchsorted(chosen_group, np.arange(vocabulary["key"].size * n_levels + 1)).astype(np.int64)
+        cand_codes = np.ascontiguousarray(pairs["code"][chosen], dtype=np.uint64)
         code_index = build_index(codes["key"])
         paths, path_lengths = code_paths(np.ascontiguousarray(codes["key"], dtype=np.uint64), code_index.slot_keys,
                                          code_index.slot_rows, np.ascontiguousarray(codes["parent"], dtype=np.uint64),
@@ -278,7 +280,7 @@ class DescriptionVsCode(EvidenceModel):
             code_index, codes["key"], codes["N"], paths, path_lengths, codes["text"],
             count_table(pairs["key"], pairs["N"]), pairs["key"], pairs["N"],
             build_index(vocabulary["key"]), vocabulary["key"], vocabulary["N"], vocabulary["text"],
-            cand_starts, np.ascontiguousarray(pairs["code"][chosen]),
+            cand_starts, cand_codes, lookup_many(code_index.slot_keys, code_index.slot_rows, cand_codes),
         )
 
     def _fit(self, prepared: Prepared, frame: pd.DataFrame, own_rows_counted: bool, encoder: Encoder | None) -> _Fit:
@@ -295,7 +297,7 @@ class DescriptionVsCode(EvidenceModel):
             prepared.code_paths, prepared.code_path_lengths,
             prepared.pair_table,
             prepared.word_index.slot_keys, prepared.word_index.slot_rows, prepared.word_n,
-            prepared.cand_starts, prepared.cand_codes,
+            prepared.cand_starts, prepared.cand_codes, prepared.cand_rows,
             1.0 if own_rows_counted else 0.0, self.smoothing,
             p, best, best_code, known, n_code,
         )  # fmt: skip

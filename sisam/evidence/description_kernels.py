@@ -135,7 +135,7 @@ def description_fit(
     order, starts, words, chain, judged, root,
     code_slots, code_rows, code_n, code_paths, code_path_lengths,
     pairs,
-    word_slots, word_rows, word_n, cand_starts, cand_codes,
+    word_slots, word_rows, word_n, cand_starts, cand_codes, cand_rows,
     loo, s,
     out_p, out_best, out_best_code, out_known, out_n_code,
 ):  # fmt: skip
@@ -150,7 +150,8 @@ def description_fit(
     (``code_paths``); ``pairs``: the pairs table's N as a ``count_table``; ``word_*``: the
     vocabulary's index and N; ``cand_starts`` int64[V * J + 1], ``cand_codes`` uint64: the
     candidates of the word in vocabulary row v at judged level l are
-    ``cand_codes[cand_starts[v * J + l]:cand_starts[v * J + l + 1]]``; ``loo`` 1.0 to
+    ``cand_codes[cand_starts[v * J + l]:cand_starts[v * J + l + 1]]``, and ``cand_rows``
+    int64 their rows in the codes table (``EMPTY_ROW`` for none); ``loo`` 1.0 to
     leave each pattern's declaration out, else 0.0; ``s`` the smoothing S.
 
     Out: ``out_p`` / ``out_best`` float64[P, J]: the declared code's posterior and the
@@ -169,7 +170,7 @@ def description_fit(
             order[chunk * _CHUNK:min(n_patterns, (chunk + 1) * _CHUNK)], n_root,
             starts, words, chain, judged, root,
             code_slots, code_rows, code_n, code_paths, code_path_lengths,
-            pairs, word_slots, word_rows, word_n, cand_starts, cand_codes, loo, s,
+            pairs, word_slots, word_rows, word_n, cand_starts, cand_codes, cand_rows, loo, s,
             out_p, out_best, out_best_code, out_known, out_n_code,
         )  # fmt: skip
 
@@ -203,7 +204,7 @@ def _fit_chunk(
     patterns, n_root,
     starts, words, chain, judged, root,
     code_slots, code_rows, code_n, code_paths, code_path_lengths,
-    pairs, word_slots, word_rows, word_n, cand_starts, cand_codes, loo, s,
+    pairs, word_slots, word_rows, word_n, cand_starts, cand_codes, cand_rows, loo, s,
     out_p, out_best, out_best_code, out_known, out_n_code,
 ):  # fmt: skip
     """The patterns ``patterns``; buffers grow to the largest pattern."""
@@ -234,6 +235,7 @@ def _fit_chunk(
     seen_tags = np.empty(0, dtype=np.uint64)
     seen_stamps = np.empty(0, dtype=np.int64)
     candidates = np.empty(0, dtype=np.uint64)
+    candidate_rows = np.empty(0, dtype=np.int64)  # their rows in the codes table
     scores = np.empty(0)
     posteriors = np.empty(0)
     stamp = 0
@@ -273,6 +275,7 @@ def _fit_chunk(
             index_rows = np.empty(_table_size(capacity), dtype=np.int64)
         if most > candidates.shape[0]:
             candidates = np.empty(most, dtype=np.uint64)
+            candidate_rows = np.empty(most, dtype=np.int64)
             scores = np.empty(most)
             posteriors = np.empty(most)
             seen_tags = np.empty(_table_size(most), dtype=np.uint64)
@@ -304,6 +307,7 @@ def _fit_chunk(
                         seen_tags[-1 - seen] = x
                         seen_stamps[-1 - seen] = stamp
                         candidates[n_cand] = x
+                        candidate_rows[n_cand] = cand_rows[q]
                         n_cand += 1
             for r in range(n_cand):
                 x = candidates[r]
@@ -316,7 +320,7 @@ def _fit_chunk(
                         path[n_path] = chain[i, c]
                         n_path += 1
                 else:
-                    row = lookup(code_slots, code_rows, x)
+                    row = candidate_rows[r]
                     if row == EMPTY_ROW:
                         path[0] = x
                         n_path = 1
