@@ -112,8 +112,9 @@ def tokenise(column: pd.Series) -> Tokenised:
     text_of_row, uniques = pd.factorize(column, use_na_sentinel=False)
     # the boundary may not occur inside a text: as any other non-word character there,
     # a space in its place changes no word
+    # as Python objects first: iterating an Arrow-backed index costs microseconds per value
     folded = ["" if u is None or (not isinstance(u, str) and pd.isna(u)) else fold(str(u)).replace(_END, " ")
-              for u in uniques]
+              for u in np.asarray(uniques, dtype=object).tolist()]
     joined = (_END.join(folded) + _END).encode("utf-8")
     token_text, token_word, word_start, word_stop = scan_words(np.frombuffer(joined, dtype=np.uint8), ord(_END))
     met = [joined[a:b].decode("ascii") for a, b in zip(word_start.tolist(), word_stop.tolist(), strict=True)]
