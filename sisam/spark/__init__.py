@@ -41,11 +41,11 @@ and merges on the driver, as local learning does.
 from __future__ import annotations
 
 import logging
-import operator
 import os
 import shutil
 import sys
 import tempfile
+import uuid
 from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
@@ -81,8 +81,9 @@ from sisam.spark.partition import (
     count_partition,
     declared_columns,
     evidence_from_ipc,
-    evidence_to_ipc,
     rectified_columns,
+    shipped_evidence,
+    write_evidence_files,
 )
 
 log = logging.getLogger("sisam.spark")
@@ -196,17 +197,22 @@ def count_history_spark(
             evidence = merge_evidence(base, evidence, decay)
         progress(f"counted {len(models)} evidence model(s) on Spark")
     names = list(plans)
-    # Broadcast once to every executor rather than shipped with each task.
-    shared = spark.sparkContext.broadcast(evidence_to_ipc(evidence))
+    keep = work_dir is not None
+    out = Path(work_dir) if keep else Path(tempfile.mkdtemp(prefix="sisam-spark-counts-"))
+    # The tasks read the evidence tables from files Spark copies to every executor, and
+    # memory-map them. A broadcast of them (gigabytes at 20 million items) would sit in the
+    # driver's JVM heap (in local mode, the executors' heap too) and be unpickled into a
+    # copy per Python worker; at 20 million items such a run lost a task's result.
+    shipped = f"sisam-evidence-{uuid.uuid4().hex}"
+    write_evidence_files(evidence, out / shipped)
+    spark.sparkContext.addFile(str(out / shipped), recursive=True)
     count_rows = joined.mapInArrow(
         partial(count_partition, plans=plans, knowledge=knowledge, declared=declared,
-                evidence=partial(operator.attrgetter("value"), shared)),
+                evidence=partial(shipped_evidence, shipped)),
         _spark_schema(COUNT_SCHEMA),
     )
     sums = count_rows.groupBy("factor", "key", "label", "code").agg(F.sum("a").alias("a"), F.sum("b").alias("b"))
     factor_name = F.element_at(F.array(*(F.lit(n) for n in names)), F.col("factor").cast("int") + 1)
-    keep = work_dir is not None
-    out = Path(work_dir) if keep else Path(tempfile.mkdtemp(prefix="sisam-spark-counts-"))
     try:
         sums = sums.persist()
         patterns = (F.col("factor") >= 0) & (F.col("label") < 0)

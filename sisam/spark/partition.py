@@ -15,6 +15,7 @@ Nothing here imports Spark: the function is plain Arrow in, Arrow out, and is te
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -102,18 +103,18 @@ def count_partition(
     plans: dict[str, FactorPlan],
     knowledge: Knowledge,
     declared: list[str],
-    evidence: Callable[[], Iterable[tuple[str, str, bytes]]],
+    evidence: Callable[[], EvidenceTables],
     chunk_rows: int = TASK_CHUNK_ROWS,
 ) -> Iterator[pa.RecordBatch]:
     """Count the joined rows of ``batches``, first banded by the evidence models against
-    the history's evidence tables (``evidence()``, as ``evidence_to_ipc`` gives them)
-    without their own contribution, as local learning bands them; yield the counts as
+    the history's evidence tables (``evidence()``, e.g. :func:`shipped_evidence`) without
+    their own contribution, as local learning bands them; yield the counts as
     ``COUNT_SCHEMA`` batches."""
     errors = knowledge.errors
     rectified = rectified_columns(errors)
     n_labels = len(errors) + 1
     models = evidence_models(knowledge)
-    prepared = PreparedEvidence(models, evidence_from_ipc(evidence())) if models else None
+    prepared = PreparedEvidence(models, evidence()) if models else None
     totals = {name: PatternCounts.empty() for name in plans}
     codes: dict[str, np.ndarray] | None = None
     pending: list[pa.RecordBatch] = []
@@ -209,6 +210,39 @@ def evidence_from_ipc(rows: Iterable[tuple[str, str, bytes]]) -> EvidenceTables:
             c: table.column(c).to_numpy(zero_copy_only=False) for c in table.column_names
         }
     return tables
+
+
+def write_evidence_files(tables: EvidenceTables, folder: Path) -> None:
+    """``tables`` as Arrow IPC files ``folder/<model>/<table>.arrow``, for the counting
+    tasks (:func:`shipped_evidence`)."""
+    for model, by_table in tables.items():
+        (folder / model).mkdir(parents=True, exist_ok=True)
+        for name, columns in by_table.items():
+            table = pa.table({c: pa.array(v) for c, v in columns.items()})
+            with pa.OSFile(str(folder / model / f"{name}.arrow"), "wb") as sink:
+                with pa.ipc.new_file(sink, table.schema) as writer:
+                    writer.write_table(table)
+
+
+def read_evidence_files(folder: Path) -> EvidenceTables:
+    """:func:`write_evidence_files` undone. The files are memory-mapped and their number
+    columns read without a copy, so the tasks of one machine share one copy of the tables
+    in the page cache."""
+    tables: EvidenceTables = {}
+    for path in sorted(folder.glob("*/*.arrow")):
+        table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+        tables.setdefault(path.parent.name, {})[path.stem] = {
+            c: table.column(c).to_numpy(zero_copy_only=False) for c in table.column_names
+        }
+    return tables
+
+
+def shipped_evidence(name: str) -> EvidenceTables:
+    """In a task: the evidence tables the driver wrote with :func:`write_evidence_files`
+    and shipped to every executor as folder ``name`` (``SparkContext.addFile``)."""
+    from pyspark import SparkFiles
+
+    return read_evidence_files(Path(SparkFiles.get(name)))
 
 
 def count_rows(factor: int, counts: PatternCounts) -> Iterator[pa.RecordBatch]:
