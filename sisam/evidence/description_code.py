@@ -292,7 +292,7 @@ class DescriptionVsCode(EvidenceModel):
         best_code, known = np.empty((n, j), dtype=np.uint64), np.empty(n, dtype=np.int64)
         n_code = np.empty((n, chain.shape[1]))
         description_fit(
-            np.lexsort((chain[:, self.judged[0]], chain[:, self.judged[1]])), starts, flat, chain, self.judged, ROOT,
+            np.lexsort(chain[:, self.judged].T), starts, flat, chain, self.judged, ROOT,
             prepared.code_index.slot_keys, prepared.code_index.slot_rows, prepared.code_n,
             prepared.code_paths, prepared.code_path_lengths,
             prepared.pair_table,
