@@ -218,7 +218,8 @@ def test_kernel_matches_its_plain_python_twin(models, history_rows, item_rows):
             prepared.code_paths, prepared.code_path_lengths,
             prepared.pair_table,
             prepared.word_index.slot_keys, prepared.word_index.slot_rows, prepared.word_n,
-            prepared.cand_starts, prepared.cand_codes, prepared.cand_rows, loo, model.smoothing, *out,
+            prepared.cand_starts, prepared.cand_codes, prepared.cand_rows, prepared.cand_above, loo, model.smoothing,
+            *out,
         )
         twin = reference.description_fit(patterns, model.judged.tolist(), int(ROOT), codes, pairs, vocabulary,
                                          candidates, loo, model.smoothing)

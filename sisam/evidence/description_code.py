@@ -124,6 +124,7 @@ class Prepared:
     cand_starts: np.ndarray
     cand_codes: np.ndarray
     cand_rows: np.ndarray
+    cand_above: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -276,11 +277,19 @@ class DescriptionVsCode(EvidenceModel):
         paths, path_lengths = code_paths(np.ascontiguousarray(codes["key"], dtype=np.uint64), code_index.slot_keys,
                                          code_index.slot_rows, np.ascontiguousarray(codes["parent"], dtype=np.uint64),
                                          ROOT)
+        cand_rows = lookup_many(code_index.slot_keys, code_index.slot_rows, cand_codes)
+        # each candidate's group at the next coarser judged level, where its path reaches it
+        level = np.repeat(np.tile(np.arange(n_levels), vocabulary["key"].size), np.diff(cand_starts))
+        coarser = np.minimum(level + 1, n_levels - 1)
+        above = self.judged[coarser] - self.judged[level]
+        reach = np.where(cand_rows >= 0, np.minimum(path_lengths[cand_rows], len(self.code.levels) - self.judged[level]), 1)
+        cand_above = np.where((level < n_levels - 1) & (above < reach),
+                              paths[cand_rows, np.minimum(above, paths.shape[1] - 1)], ROOT).astype(np.uint64)
         return Prepared(
             code_index, codes["key"], codes["N"], paths, path_lengths, codes["text"],
             count_table(pairs["key"], pairs["N"]), pairs["key"], pairs["N"],
             build_index(vocabulary["key"]), vocabulary["key"], vocabulary["N"], vocabulary["text"],
-            cand_starts, cand_codes, lookup_many(code_index.slot_keys, code_index.slot_rows, cand_codes),
+            cand_starts, cand_codes, cand_rows, cand_above,
         )
 
     def _fit(self, prepared: Prepared, frame: pd.DataFrame, own_rows_counted: bool, encoder: Encoder | None) -> _Fit:
@@ -297,7 +306,7 @@ class DescriptionVsCode(EvidenceModel):
             prepared.code_paths, prepared.code_path_lengths,
             prepared.pair_table,
             prepared.word_index.slot_keys, prepared.word_index.slot_rows, prepared.word_n,
-            prepared.cand_starts, prepared.cand_codes, prepared.cand_rows,
+            prepared.cand_starts, prepared.cand_codes, prepared.cand_rows, prepared.cand_above,
             1.0 if own_rows_counted else 0.0, self.smoothing,
             p, best, best_code, known, n_code,
         )  # fmt: skip

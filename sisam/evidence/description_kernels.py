@@ -135,7 +135,7 @@ def description_fit(
     order, starts, words, chain, judged, root,
     code_slots, code_rows, code_n, code_paths, code_path_lengths,
     pairs,
-    word_slots, word_rows, word_n, cand_starts, cand_codes, cand_rows,
+    word_slots, word_rows, word_n, cand_starts, cand_codes, cand_rows, cand_above,
     loo, s,
     out_p, out_best, out_best_code, out_known, out_n_code,
 ):  # fmt: skip
@@ -150,8 +150,10 @@ def description_fit(
     (``code_paths``); ``pairs``: the pairs table's N as a ``count_table``; ``word_*``: the
     vocabulary's index and N; ``cand_starts`` int64[V * J + 1], ``cand_codes`` uint64: the
     candidates of the word in vocabulary row v at judged level l are
-    ``cand_codes[cand_starts[v * J + l]:cand_starts[v * J + l + 1]]``, and ``cand_rows``
-    int64 their rows in the codes table (``EMPTY_ROW`` for none); ``loo`` 1.0 to
+    ``cand_codes[cand_starts[v * J + l]:cand_starts[v * J + l + 1]]``, ``cand_rows``
+    int64 their rows in the codes table (``EMPTY_ROW`` for none) and ``cand_above`` uint64
+    their groups at the next coarser judged level (``root`` when their chain does not
+    reach it: the beam always leaves them out); ``loo`` 1.0 to
     leave each pattern's declaration out, else 0.0; ``s`` the smoothing S.
 
     Out: ``out_p`` / ``out_best`` float64[P, J]: the declared code's posterior and the
@@ -170,7 +172,7 @@ def description_fit(
             order[chunk * _CHUNK:min(n_patterns, (chunk + 1) * _CHUNK)], n_root,
             starts, words, chain, judged, root,
             code_slots, code_rows, code_n, code_paths, code_path_lengths,
-            pairs, word_slots, word_rows, word_n, cand_starts, cand_codes, cand_rows, loo, s,
+            pairs, word_slots, word_rows, word_n, cand_starts, cand_codes, cand_rows, cand_above, loo, s,
             out_p, out_best, out_best_code, out_known, out_n_code,
         )  # fmt: skip
 
@@ -204,7 +206,7 @@ def _fit_chunk(
     patterns, n_root,
     starts, words, chain, judged, root,
     code_slots, code_rows, code_n, code_paths, code_path_lengths,
-    pairs, word_slots, word_rows, word_n, cand_starts, cand_codes, cand_rows, loo, s,
+    pairs, word_slots, word_rows, word_n, cand_starts, cand_codes, cand_rows, cand_above, loo, s,
     out_p, out_best, out_best_code, out_known, out_n_code,
 ):  # fmt: skip
     """The patterns ``patterns``; buffers grow to the largest pattern."""
@@ -298,9 +300,15 @@ def _fit_chunk(
             seen_tags[-1 - seen] = declared
             seen_stamps[-1 - seen] = stamp
             n_cand = 1
+            # less the codes whose group the beam dropped at the coarser level (their
+            # posterior would be 0: listed or not, no sum, maximum or survivor changes)
             for j in range(n_known):
                 v = known[j] * n_levels + level
                 for q in range(cand_starts[v], cand_starts[v + 1]):
+                    if level < n_levels - 1:
+                        at = _find(index_tags, index_stamps, memo_stamp, cand_above[q])
+                        if at < 0 or not memo_survived[index_rows[at]]:
+                            continue
                     x = cand_codes[q]
                     seen = _find(seen_tags, seen_stamps, stamp, x)
                     if seen < 0:
@@ -328,16 +336,6 @@ def _fit_chunk(
                         n_path = min(code_path_lengths[row], depth - column)
                         for h in range(n_path):
                             path[h] = code_paths[row, h]
-                if r > 0 and level < n_levels - 1:
-                    # beam: a candidate under no surviving group of the coarser level is out
-                    above = judged[level + 1] - column
-                    kept = False
-                    if above < n_path:
-                        at = _find(index_tags, index_stamps, memo_stamp, path[above])
-                        kept = at >= 0 and memo_survived[index_rows[at]]
-                    if not kept:
-                        scores[r] = -np.inf
-                        continue
                 # down the path from the root: each code's shares from its parent's
                 parent = 0
                 for h in range(n_path - 1, -1, -1):
@@ -382,10 +380,9 @@ def _fit_chunk(
             top = scores[0]
             for r in range(1, n_cand):
                 top = max(top, scores[r])
-            # exp(-inf - top) is 0.0: the codes the beam left out cost no exp
             total = 0.0
             for r in range(n_cand):
-                posteriors[r] = 0.0 if scores[r] == -np.inf and top > -np.inf else math.exp(scores[r] - top)
+                posteriors[r] = math.exp(scores[r] - top)
                 total += posteriors[r]
             for r in range(n_cand):
                 posteriors[r] = posteriors[r] / total
@@ -400,5 +397,5 @@ def _fit_chunk(
             out_best[i, level] = best
             out_best_code[i, level] = best_code
             for r in range(n_cand):
-                if posteriors[r] >= BEAM and scores[r] > -np.inf:
+                if posteriors[r] >= BEAM:
                     memo_survived[index_rows[_find(index_tags, index_stamps, memo_stamp, candidates[r])]] = True
