@@ -22,10 +22,11 @@ Steps (one Spark job each, plus the write):
    Parquet count tables ``patterns`` and ``errors`` (``kb.read_count_tables`` documents
    them), which ``kb`` imports into a version and any engine can read;
 3. the provenance (items, date range), and the inspected items, written as Parquet beside
-   the count tables and read by the driver in (file, row) order, from which the coefficients (on a sample drawn by position, as in
-   ``history``), the suggestions and the recovered values are learnt as locally: a single
-   history file gives exactly the local back-end's knowledge base. The declarations per
-   code (suggestions) are counted by the tasks alongside the patterns.
+   the count tables and read by the driver in (file, row) order, from which the
+   coefficients (on a sample drawn by position, as in ``history``), the suggestions and
+   the recovered values are learnt as locally: a single history file gives exactly the
+   local back-end's knowledge base. The declarations per code (suggestions) are counted by
+   the tasks alongside the patterns.
 
 Evidence models (``sisam.evidence``): a first job counts their tables per task
 (``partition.count_evidence_partition``), the driver adds them up (and to the knowledge
@@ -197,15 +198,7 @@ def count_history_spark(
             evidence = merge_evidence(base, evidence, decay)
         progress(f"counted {len(models)} evidence model(s) on Spark")
     names = list(plans)
-    keep = work_dir is not None
-    out = Path(work_dir) if keep else Path(tempfile.mkdtemp(prefix="sisam-spark-counts-"))
-    # The tasks read the evidence tables from files Spark copies to every executor, and
-    # memory-map them. A broadcast of them (gigabytes at 20 million items) would sit in the
-    # driver's JVM heap (in local mode, the executors' heap too) and be unpickled into a
-    # copy per Python worker; at 20 million items such a run lost a task's result.
     shipped = f"sisam-evidence-{uuid.uuid4().hex}"
-    write_evidence_files(evidence, out / shipped)
-    spark.sparkContext.addFile(str(out / shipped), recursive=True)
     count_rows = joined.mapInArrow(
         partial(count_partition, plans=plans, knowledge=knowledge, declared=declared,
                 evidence=partial(shipped_evidence, shipped)),
@@ -213,7 +206,17 @@ def count_history_spark(
     )
     sums = count_rows.groupBy("factor", "key", "label", "code").agg(F.sum("a").alias("a"), F.sum("b").alias("b"))
     factor_name = F.element_at(F.array(*(F.lit(n) for n in names)), F.col("factor").cast("int") + 1)
+    keep = work_dir is not None
+    out = Path(work_dir) if keep else Path(tempfile.mkdtemp(prefix="sisam-spark-counts-"))
     try:
+        if models:
+            # The tasks read the evidence tables from files Spark copies to every executor,
+            # and memory-map them. A broadcast of them (gigabytes at 20 million items) would
+            # sit in the driver's JVM heap (in local mode, the executors' heap too) and be
+            # unpickled into a copy per Python worker; at 20 million items such a run lost a
+            # task's result.
+            write_evidence_files(evidence, out / shipped)
+            spark.sparkContext.addFile(str(out / shipped), recursive=True)
         sums = sums.persist()
         patterns = (F.col("factor") >= 0) & (F.col("label") < 0)
         sums.where(patterns).select(

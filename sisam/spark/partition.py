@@ -186,13 +186,22 @@ def count_evidence_partition(
 EVIDENCE_SCHEMA = pa.schema([("model", pa.string()), ("table", pa.string()), ("ipc", pa.binary())])
 
 
+def _arrow_table(columns: dict[str, np.ndarray]) -> pa.Table:
+    return pa.table({c: pa.array(v) for c, v in columns.items()})
+
+
+def _numpy_columns(table: pa.Table) -> dict[str, np.ndarray]:
+    """Columns back as numpy arrays, text as object arrays (as ``kb`` gives them back)."""
+    return {c: table.column(c).to_numpy(zero_copy_only=False) for c in table.column_names}
+
+
 def evidence_to_ipc(tables: EvidenceTables) -> list[tuple[str, str, bytes]]:
     """Evidence tables as (model, table, Arrow IPC stream) triples: plain data to ship
     between the driver and the tasks, no pickles."""
     out = []
     for model, by_table in tables.items():
         for name, columns in by_table.items():
-            table = pa.table({c: pa.array(v) for c, v in columns.items()})
+            table = _arrow_table(columns)
             sink = pa.BufferOutputStream()
             with pa.ipc.new_stream(sink, table.schema) as writer:
                 writer.write_table(table)
@@ -201,14 +210,10 @@ def evidence_to_ipc(tables: EvidenceTables) -> list[tuple[str, str, bytes]]:
 
 
 def evidence_from_ipc(rows: Iterable[tuple[str, str, bytes]]) -> EvidenceTables:
-    """``evidence_to_ipc`` undone: columns back as numpy arrays, text as object arrays (as
-    ``kb`` gives them back)."""
+    """``evidence_to_ipc`` undone."""
     tables: EvidenceTables = {}
     for model, name, ipc in rows:
-        table = pa.ipc.open_stream(ipc).read_all()
-        tables.setdefault(model, {})[name] = {
-            c: table.column(c).to_numpy(zero_copy_only=False) for c in table.column_names
-        }
+        tables.setdefault(model, {})[name] = _numpy_columns(pa.ipc.open_stream(ipc).read_all())
     return tables
 
 
@@ -218,7 +223,7 @@ def write_evidence_files(tables: EvidenceTables, folder: Path) -> None:
     for model, by_table in tables.items():
         (folder / model).mkdir(parents=True, exist_ok=True)
         for name, columns in by_table.items():
-            table = pa.table({c: pa.array(v) for c, v in columns.items()})
+            table = _arrow_table(columns)
             with pa.OSFile(str(folder / model / f"{name}.arrow"), "wb") as sink:
                 with pa.ipc.new_file(sink, table.schema) as writer:
                     writer.write_table(table)
@@ -231,9 +236,7 @@ def read_evidence_files(folder: Path) -> EvidenceTables:
     tables: EvidenceTables = {}
     for path in sorted(folder.glob("*/*.arrow")):
         table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
-        tables.setdefault(path.parent.name, {})[path.stem] = {
-            c: table.column(c).to_numpy(zero_copy_only=False) for c in table.column_names
-        }
+        tables.setdefault(path.parent.name, {})[path.stem] = _numpy_columns(table)
     return tables
 
 
