@@ -6,7 +6,7 @@ coefficients on the driver and publishes a knowledge-base version (``model.learn
 
 How the counting is distributed, and why so. Every Spark task runs the local engine on its
 partition (``partition.count_partition``: the reader's checks, ``labels``, ``encoding`` and
-the numba counting kernels), and Spark sums the tasks' counts by (factor, key, label). The
+the numba counting kernels), and the tasks' counts are summed by (factor, key, label). The
 alternative, Spark SQL ``GROUP BY GROUPING SETS`` over the attributes, would need the level
 codes and splitmix64 keys rewritten in SQL (a second definition of a pattern's key, against
 the rule that ``engine.lattice`` and ``engine.keys`` are the only one) and would shuffle one
@@ -18,7 +18,8 @@ Steps (one Spark job each, plus the write):
 1. read the declarations and the rectified table (Parquet files or folders of them), keep
    the columns learning reads, tag every row with its file and row (for messages and for
    the fitting sample), and left-join the rectified rows by (declaration_id, item_no);
-2. count every partition (``mapInArrow``) and sum by (factor, key, label); write the sums as
+2. count every partition (``mapInArrow``), shuffle the rows by (factor, key) and sum each
+   share by (factor, key, label) (``partition.sum_partition``); write the sums as
    Parquet count tables ``patterns`` and ``errors`` (``kb.read_count_tables`` documents
    them), which ``kb`` imports into a version and any engine can read;
 3. the provenance (items, date range), and the inspected items, written as Parquet beside
@@ -33,7 +34,7 @@ Evidence models (``sisam.evidence``): a first job counts their tables per task
 base's, decayed, when updating) and hands them to the counting tasks, which band every item
 without its own contribution before counting, as local learning does.
 
-Spark sums doubles in any order; the counts are whole numbers below 2**53, whose sums are
+The sums are taken in any order; the counts are whole numbers below 2**53, whose sums are
 exact in every order, so the tables are identical to the local ones. Counts of a history
 already decayed are never summed here: ``--update`` counts the batch on Spark and decays
 and merges on the driver, as local learning does.
@@ -84,6 +85,7 @@ from sisam.spark.partition import (
     evidence_from_ipc,
     rectified_columns,
     shipped_evidence,
+    sum_partition,
     write_evidence_files,
 )
 
@@ -204,7 +206,13 @@ def count_history_spark(
                 evidence=partial(shipped_evidence, shipped)),
         _spark_schema(COUNT_SCHEMA),
     )
-    sums = count_rows.groupBy("factor", "key", "label", "code").agg(F.sum("a").alias("a"), F.sum("b").alias("b"))
+    # Summed per key range in Python rather than by Spark's hash aggregation: a task's rows
+    # are already one per (factor, key, label, code), so a map-side aggregation only holds
+    # memory, and at 20 million items the aggregation ran out of a 6 GiB JVM. Spark only
+    # shuffles the rows by (factor, key), a sort-based shuffle that spills to disk, and each
+    # reduce task sums its share with Arrow (partition.sum_partition).
+    partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
+    sums = count_rows.repartition(partitions, "factor", "key").mapInArrow(sum_partition, _spark_schema(COUNT_SCHEMA))
     factor_name = F.element_at(F.array(*(F.lit(n) for n in names)), F.col("factor").cast("int") + 1)
     keep = work_dir is not None
     out = Path(work_dir) if keep else Path(tempfile.mkdtemp(prefix="sisam-spark-counts-"))
@@ -217,7 +225,7 @@ def count_history_spark(
             # task's result.
             write_evidence_files(evidence, out / shipped)
             spark.sparkContext.addFile(str(out / shipped), recursive=True)
-        sums = sums.persist()
+        sums = sums.persist(StorageLevel.DISK_ONLY)
         patterns = (F.col("factor") >= 0) & (F.col("label") < 0)
         sums.where(patterns).select(
             factor_name.alias("factor"), "key", F.col("a").alias("n_labelled"), F.col("b").alias("n_declared")

@@ -6,8 +6,9 @@ checks and types them as the local reader does (``declarations.check_table``), l
 (``labels.label_matrix``) and counts every factor (``history.count_plans``, i.e.
 ``engine.counting.count_factor_codes`` over ``encoding``'s level codes and ``engine.keys``'
 pattern keys): the same code as local learning, so a pattern has the same 64-bit key here
-and there. The partition's counts leave the task as rows of :data:`COUNT_SCHEMA` that Spark
-sums by (factor, key, label): counts are additive (hpb.md, "Counts").
+and there. The partition's counts leave the task as rows of :data:`COUNT_SCHEMA`, which Spark
+shuffles by (factor, key) and :func:`sum_partition` sums by (factor, key, label): counts are
+additive (hpb.md, "Counts").
 
 Nothing here imports Spark: the function is plain Arrow in, Arrow out, and is tested as such.
 """
@@ -150,6 +151,21 @@ def count_partition(
              pa.array(codes["code"].astype(str), pa.string()), pa.array(codes["n"]), pa.array(np.zeros(m))],
             schema=COUNT_SCHEMA,
         )
+
+
+def sum_partition(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """The ``COUNT_SCHEMA`` rows of ``batches`` summed by (factor, key, label, code): one row
+    each. The counts are whole numbers below 2**53, so the sums do not depend on the order
+    of the rows."""
+    table = pa.Table.from_batches([b for b in batches if b.num_rows], schema=COUNT_SCHEMA)
+    if not table.num_rows:
+        return
+    summed = table.group_by(["factor", "key", "label", "code"], use_threads=False).aggregate(
+        [("a", "sum"), ("b", "sum")]
+    )
+    yield from summed.rename_columns(["factor", "key", "label", "code", "a", "b"]).select(
+        COUNT_SCHEMA.names
+    ).cast(COUNT_SCHEMA).to_batches()
 
 
 def count_evidence_partition(
