@@ -27,6 +27,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -491,24 +492,28 @@ class Scorer:
         keys, hence the same bits: the factor is evaluated once for all of them."""
         encoder = self.encoder(frame)
         factors, base = [], np.full(len(self.knowledge.label_ids), np.nan)
-        for f, (name, plan) in enumerate(self.plans.items()):
-            coefficients = self.version.coefficients[name]
-            served = np.flatnonzero(self.membership[f])
-            distinct = encoder.distinct_keys(plan)
-            result = factor_log_odds(
-                distinct.keys,
-                plan.lattice,
-                self.version.counts[name],
-                self.indexes[name],
-                coefficients["S"],
-                coefficients["d"],
-                labels=served,
-            )
-            # every inspected item matches every factor's root: any factor serving a
-            # label gives its base rate, bit for bit
-            unset = served[np.isnan(base[served])]
-            base[unset] = result.root[0, np.searchsorted(served, unset)]
-            factors.append(ServedLogOdds(result.full, distinct.inverse, served))
+        # The factors' keys (serial work) are made in a thread ahead of the factor kernels
+        # (parallel), filling the cores they leave idle; only the kernels launch parallel work.
+        with ThreadPoolExecutor(1, thread_name_prefix="sisam-keys") as keying:
+            distinct_keys = [keying.submit(encoder.distinct_keys, plan) for plan in self.plans.values()]
+            for f, (name, plan) in enumerate(self.plans.items()):
+                coefficients = self.version.coefficients[name]
+                served = np.flatnonzero(self.membership[f])
+                distinct = distinct_keys[f].result()
+                result = factor_log_odds(
+                    distinct.keys,
+                    plan.lattice,
+                    self.version.counts[name],
+                    self.indexes[name],
+                    coefficients["S"],
+                    coefficients["d"],
+                    labels=served,
+                )
+                # every inspected item matches every factor's root: any factor serving a
+                # label gives its base rate, bit for bit
+                unset = served[np.isnan(base[served])]
+                base[unset] = result.root[0, np.searchsorted(served, unset)]
+                factors.append(ServedLogOdds(result.full, distinct.inverse, served))
         return factors, base
 
     def factor_log_odds(self, frame: pd.DataFrame) -> tuple[list[np.ndarray], np.ndarray]:

@@ -52,6 +52,7 @@ the columns (no leave-one-out) before computing pattern keys.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -194,11 +195,26 @@ def evidence_columns(
     shared by the models, and by whoever keys the frame next: level codes are computed
     once)."""
     prepared = tables if isinstance(tables, PreparedEvidence) else PreparedEvidence(models, tables)
-    return {
-        model.column: model.bands(prepared.prepared[name], encoder.frame, own_rows_counted=own_rows_counted,
-                                  encoder=encoder)
-        for name, model in models.items()
-    }
+
+    def bands(names: list[str]) -> dict[str, np.ndarray | pd.Categorical]:
+        return {name: models[name].bands(prepared.prepared[name], encoder.frame, own_rows_counted=own_rows_counted,
+                                         encoder=encoder) for name in names}
+
+    # The models are independent. Those whose bands run a parallel kernel (the description
+    # model) run in a thread beside the others, whose work is serial numpy and numba that
+    # releases the GIL: it fills the cores a parallel kernel leaves idle (a fifth of the
+    # scoring time, benchmarks/results/engine.md). Only one thread launches parallel
+    # kernels at a time, as numba's workqueue threading layer requires.
+    parallel = [name for name, model in models.items() if model.parallel_bands]
+    serial = [name for name in models if name not in parallel]
+    if parallel and serial:
+        with ThreadPoolExecutor(1, thread_name_prefix="sisam-evidence") as lane:
+            beside = lane.submit(bands, parallel)
+            found = bands(serial)
+            found.update(beside.result())
+    else:
+        found = bands(list(models))
+    return {model.column: found[name] for name, model in models.items()}
 
 
 def evidence_facts(prepared: PreparedEvidence, frame: pd.DataFrame, *, own_rows_counted: bool = False) -> list[list[dict[str, Any]]]:

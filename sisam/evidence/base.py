@@ -40,6 +40,9 @@ class EvidenceModel(ABC):
     kind: ClassVar[str]
     #: kind-specific keys of the catalog entry -> whether they are required
     options: ClassVar[dict[str, bool]] = {}
+    #: whether ``bands`` runs a parallel numba kernel (``evidence_columns`` runs such models
+    #: beside the others)
+    parallel_bands: ClassVar[bool] = False
 
     def __init__(self, spec: EvidenceSpec, knowledge: Knowledge):
         self.spec = spec

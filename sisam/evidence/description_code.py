@@ -152,6 +152,7 @@ def _lookup(keys: np.ndarray, values: np.ndarray, wanted: np.ndarray | int, defa
 
 class DescriptionVsCode(EvidenceModel):
     kind = "description_vs_code"
+    parallel_bands = True
     options: ClassVar[dict[str, bool]] = {
         "text": True, "code": True, "judge": False, "smoothing": False, "candidates": False,
     }
