@@ -39,9 +39,9 @@ from sisam.bench.histories import build_histories, history_dir
 RESULTS = Path(__file__).parent / "results"
 #: Spark settings of the local-mode runs (see the README, "Running on a cluster").
 SPARK_CONF = {
-    "spark.driver.memory": "10g",
+    "spark.driver.memory": "6g",
     "spark.sql.shuffle.partitions": "64",
-    "spark.sql.files.maxPartitionBytes": "64m",
+    "spark.sql.files.maxPartitionBytes": "32m",
     "spark.sql.autoBroadcastJoinThreshold": "256m",
 }
 

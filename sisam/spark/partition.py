@@ -58,6 +58,8 @@ COUNT_SCHEMA = pa.schema([
 #: Rows counted at once within a task; partitions larger than this are counted in pieces
 #: whose counts are merged before they leave the task.
 TASK_CHUNK_ROWS = 500_000
+#: Rows per Arrow batch a task hands back to Spark, which holds a batch whole in the JVM.
+OUTPUT_BATCH_ROWS = 1 << 18
 
 
 def declared_columns(available: Iterable[str]) -> list[str]:
@@ -143,7 +145,8 @@ def count_partition(
     if pending:
         flush()
     for f, name in enumerate(plans):
-        yield from count_rows(f, totals[name])
+        for batch in count_rows(f, totals[name]):
+            yield from _sliced(batch)
     if codes is not None and len(codes["code"]):
         m = len(codes["code"])
         yield pa.RecordBatch.from_arrays(
@@ -165,7 +168,12 @@ def sum_partition(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]
     )
     yield from summed.rename_columns(["factor", "key", "label", "code", "a", "b"]).select(
         COUNT_SCHEMA.names
-    ).cast(COUNT_SCHEMA).to_batches()
+    ).cast(COUNT_SCHEMA).to_batches(max_chunksize=OUTPUT_BATCH_ROWS)
+
+
+def _sliced(batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
+    for start in range(0, batch.num_rows, OUTPUT_BATCH_ROWS):
+        yield batch.slice(start, OUTPUT_BATCH_ROWS)
 
 
 def count_evidence_partition(
