@@ -45,6 +45,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import uuid
@@ -131,6 +132,31 @@ def session(master: str | None = None, conf: Mapping[str, str] | None = None):
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark, True
+
+
+def stop(spark) -> None:
+    """Stop a session this module started, and the JVM PySpark launched for it: ``stop()``
+    alone leaves that JVM (all of local mode's executors) alive as long as the driver's
+    Python process, and at 20 million items its 7 GiB and the driver's reading of the counts
+    outgrew this machine (benchmarks/results/scale.md). The JVM exits when its standard
+    input closes; a later session launches a new one."""
+    from pyspark import SparkContext
+
+    spark.stop()
+    gateway = SparkContext._gateway
+    process = getattr(gateway, "proc", None)
+    if gateway is None or process is None:
+        return  # a JVM PySpark did not launch (spark-submit's): not ours to end
+    gateway.shutdown()
+    if process.stdin is not None:
+        process.stdin.close()
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:  # a JVM that does not exit in time is killed
+        process.kill()
+        process.wait()
+    SparkContext._gateway = None
+    SparkContext._jvm = None
 
 
 def _read(spark, declarations: str, rectified: str, knowledge: Knowledge):
@@ -248,7 +274,7 @@ def count_history_spark(
             # driver's work, so that its JVM (all of local mode's executors) and a cluster's
             # executors are not held while the driver fits; in local mode the JVM's memory
             # and the driver's would otherwise add up (benchmarks/results/scale.md).
-            spark.stop()
+            stop(spark)
         rows = pq.read_table(out / "inspected").sort_by([(FILE, "ascending"), (ROW, "ascending")])
         counts = kb.read_count_tables(out, names, len(knowledge.label_ids))
         codes = pq.read_table(out / "codes")
