@@ -56,7 +56,7 @@ def test_nothing_in_nothing_out() -> None:
     assert list(sum_partition(iter([empty, empty]))) == []
 
 
-def test_sums_stay_exact_beyond_float32() -> None:
+def test_sums_stay_exact_where_float64_has_no_fraction_left() -> None:
     big = float(2**52)
     rows = [(0, 7, -1, None, big, 1.0), (0, 7, -1, None, 1.0, 2.0), (0, 7, 2, None, 3.0, 0.0)]
     (batch,) = list(sum_partition(iter(_batches(rows, [1]))))
