@@ -255,6 +255,26 @@ def kb_info(kb_dir: Path, version: int | None, verify: bool, as_json: bool) -> N
     click.echo(json.dumps(facts, indent=2, default=str) if as_json else render_info(facts))
 
 
+@kb_group.command("diff")
+@click.argument("kb_a", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.argument("kb_b", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--version-a", type=int, help="A version of KB_A still on disk (default: the current one).")
+@click.option("--version-b", type=int, help="A version of KB_B still on disk (default: the current one).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_domain_errors
+def kb_diff(kb_a: Path, kb_b: Path, version_a: int | None, version_b: int | None, as_json: bool) -> None:
+    """Compare two knowledge bases' contents table by table; exit status 1 if they differ."""
+    import json
+
+    from sisam import kb
+    from sisam.kb_report import render_diff
+
+    found = kb.compare(kb_a, kb_b, version_a=version_a, version_b=version_b)
+    click.echo(json.dumps(found, indent=2) if as_json else render_diff(found))
+    if not found["identical"]:
+        raise SystemExit(1)
+
+
 @kb_group.command("export")
 @click.argument("kb_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder for the Parquet files.")

@@ -603,6 +603,92 @@ def info(
     return _with_version(kb, version, describe)
 
 
+#: The columns that identify a row of each table every version has: ``compare`` matches
+#: rows on them. Extra tables, whose meaning is their owner's, are compared as multisets.
+_ROW_KEYS = {"labels": ("label",), "factors": ("factor",), "patterns": ("factor", "key"),
+             "errors": ("factor", "key", "label"), "coefficients": ("factor", "label"),
+             "network_coefficients": ("label",)}
+
+
+def compare(
+    kb_a: str | os.PathLike[str],
+    kb_b: str | os.PathLike[str],
+    version_a: int | None = None,
+    version_b: int | None = None,
+) -> dict[str, Any]:
+    """How two versions' contents differ, table by table, for ``sisam kb diff``: the
+    check that two back-ends, or two runs, learnt the same thing.
+
+    Every table but ``versions`` (provenance: dates, input paths) is compared. Rows of the
+    tables in ``_ROW_KEYS`` are matched on their key columns: per table the rows found in
+    one version only, the matched rows whose values differ (bit for bit; NaN equals NaN)
+    and, per floating-point column, the largest absolute difference over matched rows (a
+    difference in the last bits shows as about 1e-16 times the values). Extra tables are
+    compared as multisets of rows. ``identical`` is true when no row differs, which
+    holds exactly when the two content hashes are equal."""
+    paths = [_with_version(Path(kb), version, lambda path, number, pointer: (path, number))
+             for kb, version in ((kb_a, version_a), (kb_b, version_b))]
+    con = duckdb.connect()
+    try:
+        for alias, (path, _) in zip("ab", paths, strict=True):
+            con.execute(f"ATTACH '{_sql_text(str(path))}' AS {alias} (READ_ONLY)")
+        names = [{row[0] for row in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_catalog = ?", [alias]).fetchall()}
+            - {"versions"} for alias in "ab"]
+        tables = {name: _compare_table(con, name) if name in names[0] and name in names[1]
+                  else {"only_in": "a" if name in names[0] else "b"}
+                  for name in sorted(names[0] | names[1])}
+        hashes = [con.execute(f"SELECT content_hash FROM {alias}.versions ORDER BY version DESC LIMIT 1").fetchone()[0]
+                  for alias in "ab"]
+    except duckdb.Error as e:
+        raise KnowledgeBaseError(f"{paths[0][0]} vs {paths[1][0]}: comparing failed ({e})") from e
+    finally:
+        con.close()
+    identical = all("only_in" not in t and not (t["only_a"] or t["only_b"] or t.get("differing"))
+                    for t in tables.values())
+    return {
+        "a": {"file": str(paths[0][0]), "version": paths[0][1], "content_hash": hashes[0]},
+        "b": {"file": str(paths[1][0]), "version": paths[1][1], "content_hash": hashes[1]},
+        "identical": identical,
+        "tables": tables,
+    }
+
+
+def _sql_text(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def _compare_table(con: duckdb.DuckDBPyConnection, name: str) -> dict[str, Any]:
+    columns = [[(row[0], row[1]) for row in con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_catalog = ? AND table_name = ? ORDER BY ordinal_position", [alias, name]).fetchall()]
+        for alias in "ab"]
+    rows = [int(con.execute(f'SELECT count(*) FROM {alias}."{name}"').fetchone()[0]) for alias in "ab"]
+    out: dict[str, Any] = {"rows": rows}
+    if columns[0] != columns[1]:
+        out.update(columns=[[c for c, _ in cols] for cols in columns], only_a=rows[0], only_b=rows[1])
+        return out
+    keys = _ROW_KEYS.get(name)
+    if keys is None:
+        only = [int(con.execute(f'SELECT count(*) FROM (SELECT * FROM {x}."{name}" EXCEPT ALL '
+                                f'SELECT * FROM {y}."{name}")').fetchone()[0]) for x, y in ("ab", "ba")]
+        out.update(only_a=only[0], only_b=only[1])
+        return out
+    values = [(c, t) for c, t in columns[0] if c not in keys]
+    differs = " OR ".join(f'x."{c}" IS DISTINCT FROM y."{c}"' for c, _ in values) or "false"
+    floats = [c for c, t in values if t == "DOUBLE"]
+    on = " AND ".join(f'x."{k}" = y."{k}"' for k in keys)
+    found = con.execute(
+        "SELECT count(*) FILTER (WHERE y.present_ IS NULL), count(*) FILTER (WHERE x.present_ IS NULL), "
+        f"count(*) FILTER (WHERE x.present_ AND y.present_ AND ({differs}))"
+        + "".join(f', max(abs(x."{c}" - y."{c}"))' for c in floats)
+        + f' FROM (SELECT true AS present_, * FROM a."{name}") x '
+        f'FULL JOIN (SELECT true AS present_, * FROM b."{name}") y ON {on}').fetchone()
+    out.update(only_a=int(found[0]), only_b=int(found[1]), differing=int(found[2]),
+               max_abs_difference={c: (None if v is None else float(v)) for c, v in zip(floats, found[3:], strict=True)})
+    return out
+
+
 def read_count_tables(
     directory: str | os.PathLike[str], factors: Sequence[str], n_labels: int
 ) -> dict[str, PatternCounts]:

@@ -51,3 +51,26 @@ def render_info(facts: dict[str, Any]) -> str:
         for path in h["input_files"]:
             lines.append(f"         {path}")
     return "\n".join(lines)
+
+
+def render_diff(found: dict[str, Any]) -> str:
+    """``kb.compare``'s result, one line per table."""
+    lines = [f"{side}  {found[side]['file']} (version {found[side]['version']}, content hash "
+             f"{found[side]['content_hash'][:16]})" for side in ("a", "b")]
+    lines.append("identical contents" if found["identical"] else "the contents differ")
+    lines.append("")
+    width = max(len("table"), *map(len, found["tables"])) + 2
+    lines.append(f"  {'table':<{width}}{'rows in a':>14}{'rows in b':>14}{'only in a':>11}{'only in b':>11}{'differ':>9}")
+    for name, t in found["tables"].items():
+        if "only_in" in t:
+            lines.append(f"  {name:<{width}}only in {t['only_in']}")
+            continue
+        differing = t.get("differing")
+        lines.append(f"  {name:<{width}}{t['rows'][0]:>14,}{t['rows'][1]:>14,}{t['only_a']:>11,}{t['only_b']:>11,}"
+                     f"{'' if differing is None else f'{differing:,}':>9}")
+        if "columns" in t:
+            lines.append(f"      columns differ: a {t['columns'][0]}, b {t['columns'][1]}")
+        largest = {c: v for c, v in t.get("max_abs_difference", {}).items() if v}
+        if largest:
+            lines.append("      largest difference: " + ", ".join(f"{c} {v:.3g}" for c, v in largest.items()))
+    return "\n".join(lines)

@@ -406,6 +406,66 @@ def test_info_and_parquet_export(tmp_path):
     assert (older["version"], older["current_version"], older["versions_on_disk"]) == (1, 2, [1, 2])
 
 
+def test_compare_finds_identical_contents_and_every_kind_of_difference(tmp_path):
+    pairs = {"code": np.array(["85176299", "85171300"], dtype=object), "k": np.array([3.0, 0.5])}
+    world = make_kb(tmp_path / "a", seed=5, tables={"pairs": pairs})
+    make_kb(tmp_path / "b", seed=5, tables={"pairs": pairs})  # same contents, other provenance time
+    same = kb.compare(tmp_path / "a", tmp_path / "b")
+    assert same["identical"] and same["a"]["content_hash"] == same["b"]["content_hash"]
+    assert same["tables"]["patterns"] == {"rows": [6000, 6000], "only_a": 0, "only_b": 0, "differing": 0,
+                                          "max_abs_difference": {"n_labelled": 0.0, "n_declared": 0.0}}
+    assert same["tables"]["extra_pairs"] == {"rows": [2, 2], "only_a": 0, "only_b": 0}
+
+    # c: one coefficient a last bit away, one pattern's N changed, one pattern dropped (with
+    # its error entries), one extra row changed
+    counts = dict(world["counts"])
+    c = counts["importer_hs"]
+    n_declared = c.N.copy()
+    n_declared[0] += 1.0
+    dropped = c.n_patterns - 1
+    entries = c.err_ptr[-1] - c.err_ptr[dropped]
+    counts["importer_hs"] = PatternCounts(c.keys[:dropped], c.n[:dropped], n_declared[:dropped],
+                                          c.err_ptr[:-1], c.err_label[:c.err_ptr[dropped]], c.err_k[:c.err_ptr[dropped]])
+    coefficients = {f: {k: v.copy() for k, v in cs.items()} for f, cs in world["coefficients"].items()}
+    coefficients["origin_office"]["d"][3] = np.nextafter(coefficients["origin_office"]["d"][3], np.inf)
+    kb.create(tmp_path / "c", FACTORS, counts, coefficients, world["network"], LABELS, provenance("h.csv"),
+              CATALOG, tables={"pairs": {**pairs, "k": np.array([3.0, 0.25])}})
+    found = kb.compare(tmp_path / "a", tmp_path / "c")
+    assert not found["identical"] and found["a"]["content_hash"] != found["b"]["content_hash"]
+    patterns = found["tables"]["patterns"]
+    assert (patterns["only_a"], patterns["only_b"], patterns["differing"]) == (1, 0, 1)
+    assert patterns["max_abs_difference"] == {"n_labelled": 0.0, "n_declared": 1.0}
+    assert (found["tables"]["errors"]["only_a"], found["tables"]["errors"]["differing"]) == (entries, 0)
+    d = found["tables"]["coefficients"]
+    assert d["differing"] == 1 and 0 < d["max_abs_difference"]["d"] < 1e-15 and d["max_abs_difference"]["S"] == 0
+    assert found["tables"]["extra_pairs"] == {"rows": [2, 2], "only_a": 1, "only_b": 1}
+    assert found["tables"]["labels"]["differing"] == 0
+    json.dumps(found)  # JSON-ready, for `sisam kb diff --json`
+
+    # versions of one knowledge base; a table in one version only
+    kb.amend(tmp_path / "a", {"extra": {"x": np.array([1.0])}}, provenance("x.csv"), CATALOG)
+    amended = kb.compare(tmp_path / "a", tmp_path / "a", version_a=1)
+    assert amended["tables"]["extra_extra"] == {"only_in": "b"} and not amended["identical"]
+    assert amended["tables"]["patterns"]["differing"] == 0
+
+
+def test_kb_diff_command_exit_status(tmp_path):
+    from click.testing import CliRunner
+
+    from sisam.cli import cli
+
+    make_kb(tmp_path / "a", seed=6)
+    make_kb(tmp_path / "b", seed=6)
+    make_kb(tmp_path / "c", seed=7)
+    runner = CliRunner()
+    same = runner.invoke(cli, ["kb", "diff", str(tmp_path / "a"), str(tmp_path / "b")])
+    assert same.exit_code == 0 and "identical contents" in same.output
+    other = runner.invoke(cli, ["kb", "diff", str(tmp_path / "a"), str(tmp_path / "c"), "--json"])
+    assert other.exit_code == 1 and json.loads(other.output)["identical"] is False
+    missing = runner.invoke(cli, ["kb", "diff", str(tmp_path / "a"), str(tmp_path / "a"), "--version-b", "9"])
+    assert missing.exit_code != 0 and "version 9 is not on disk" in missing.output
+
+
 # --- concurrency and crashes, with real processes --------------------------------------------
 
 CHILD = textwrap.dedent("""
