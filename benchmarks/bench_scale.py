@@ -56,11 +56,21 @@ MEMORY_GUARD_BYTES = 3 * 2**30
 
 
 def available_memory() -> int:
+    return _meminfo("MemAvailable")
+
+
+def machine_memory_in_use() -> int:
+    """Bytes the machine cannot give to a new process (total less available): unlike the
+    summed RSS of a process tree, it counts pages shared by forked workers once."""
+    return _meminfo("MemTotal") - _meminfo("MemAvailable")
+
+
+def _meminfo(field: str) -> int:
     with open("/proc/meminfo") as meminfo:
         for line in meminfo:
-            if line.startswith("MemAvailable:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) * 1024
-    raise OSError("/proc/meminfo has no MemAvailable")
+    raise OSError(f"/proc/meminfo has no {field}")
 
 
 def run(command: list[str], env: dict[str, str] | None = None) -> dict:
@@ -78,6 +88,7 @@ def run(command: list[str], env: dict[str, str] | None = None) -> dict:
                                env={**os.environ, **(env or {})}, start_new_session=True)
     os.close(slave)
     peak = [0, 0.0]
+    in_use = [machine_memory_in_use()] * 2  # at the start, and the most since
     stopped: list[str] = []
     lines: list[tuple[float, str, int]] = []
     done = threading.Event()
@@ -87,6 +98,7 @@ def run(command: list[str], env: dict[str, str] | None = None) -> dict:
             now = tree_rss(process.pid)
             if now > peak[0]:
                 peak[:] = [now, round(time.perf_counter() - start, 1)]
+            in_use[1] = max(in_use[1], machine_memory_in_use())
             if not stopped and available_memory() < MEMORY_GUARD_BYTES:
                 stopped.append(f"stopped at {time.perf_counter() - start:.0f} s: the machine had less than "
                                f"{MEMORY_GUARD_BYTES / 2**30:.0f} GiB available, the run held {now / 2**30:.2f} GiB")
@@ -118,6 +130,7 @@ def run(command: list[str], env: dict[str, str] | None = None) -> dict:
     progress = [(t, line.strip()) for t, line, _ in lines if line.startswith("  ")]
     return {"command": " ".join(command), "seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1),
             "peak_rss_bytes": peak[0], "peak_at_seconds": peak[1],
+            "machine_in_use_bytes": {"start": in_use[0], "peak": in_use[1]},
             "progress_rss_bytes": [rss for _, line, rss in lines if line.startswith("  ")],
             "load_average_1m": [load_at_start, os.getloadavg()[0]],
             "stdout": out.strip().splitlines()[-1] if out.strip() else "", "progress": progress}
@@ -305,6 +318,10 @@ def _learn_lines(entries: dict) -> list[str]:
                  if not line.startswith("require_")]
         if steps:
             lines.append(f"- {key}: " + "; ".join(steps) + f"; published at {v['seconds']:,} s.")
+        if "machine_in_use_bytes" in v:
+            use = v["machine_in_use_bytes"]
+            lines.append(f"  Machine memory in use (total less available, shared pages counted once): "
+                         f"{_gib(use['start'])} at the start, at most {_gib(use['peak'])} during the run.")
     return lines
 
 
