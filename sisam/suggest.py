@@ -170,6 +170,16 @@ class Suggester:
             for a in AGREEMENT:
                 self.by_prefix[a, code[:a]].append(code)
         self.popular = sorted(self.declared, key=lambda c: (-self.declared[c], c))[: _SPARE_CODES + 1]
+        self._importer_contexts = {context for level, context in self.context if level == IMPORTER_LEVEL}
+        # the declared codes as arrays, for the array twin of ``posterior`` (``_posterior_array``):
+        # each code's row, its declarations and the ids of its prefixes of 2, 4 and 6 digits
+        ordered = sorted(self.declared)
+        self._row = {c: j for j, c in enumerate(ordered)}
+        self._n_declared = np.array([self.declared[c] for c in ordered], dtype=np.float64)
+        self._prefix_ids: dict[int, tuple[dict[str, int], np.ndarray]] = {}
+        for a in AGREEMENT[:-1]:
+            ids, prefixes = pd.factorize(pd.Series([c[:a] for c in ordered], dtype=object))
+            self._prefix_ids[a] = ({str(x): j for j, x in enumerate(prefixes)}, ids)
         self.prefix_total = {key: sum(self.declared[c] for c in found) for key, found in self.by_prefix.items()}
 
     def _chain(self, declared: str, importer: str | None = None) -> list[tuple[int, str]]:
@@ -185,6 +195,16 @@ class Suggester:
         Code order, not the set's: a set of strings iterates in an order that changes with
         each process's hash seed, and the posteriors keep this dict's order into the sums
         that normalise them; summed in code order they are the same bits in every process."""
+        mass, norm = self._masses(declared)
+        out = {}
+        for c in sorted(candidates):
+            a = self._agreement(declared, c)
+            out[c] = self.pi[a] / norm * self.declared.get(c, 0.0) / mass[a] if a in mass and norm else 0.0
+        return out
+
+    def _masses(self, declared: str) -> tuple[dict[int, float], float]:
+        """Per agreement level a, the declarations agreeing with ``declared`` on exactly a
+        digits (levels without any left out), and the sum of those levels' pi_a."""
         mass = {}
         for a, finer in zip(AGREEMENT, (None, *AGREEMENT[:-1]), strict=True):
             # declarations within a digits of the declared code, minus those closer to it
@@ -193,12 +213,41 @@ class Suggester:
             total = self.prefix_total.get((a, declared[:a]), 0.0) - closer
             if total > 1e-9:
                 mass[a] = total
-        norm = sum(self.pi[a] for a in mass)
-        out = {}
-        for c in sorted(candidates):
-            a = self._agreement(declared, c)
-            out[c] = self.pi[a] / norm * self.declared.get(c, 0.0) / mass[a] if a in mass and norm else 0.0
-        return out
+        return mass, sum(self.pi[a] for a in mass)
+
+    def _posterior_array(self, declared: str, candidates: list[str], importer: str | None = None) -> np.ndarray:
+        """``posterior(declared, set(candidates), importer=importer)`` as float64 over
+        ``candidates`` (sorted, the order ``posterior`` sums in): the same products and
+        quotients per candidate, in the same order, so the same bits (tests hold the two
+        equal bit for bit), without a Python loop over the candidates at each context.
+        Scoring suggests for thousands of declared codes, each with hundreds of candidates."""
+        mass, norm = self._masses(declared)
+        rows = np.array([self._row.get(c, -1) for c in candidates], dtype=np.int64)
+        known = np.flatnonzero(rows >= 0)
+        agreement = np.zeros(known.size, dtype=np.int64)
+        for a in AGREEMENT[-2::-1]:  # coarsest first: a finer agreement overrides it
+            lookup, ids = self._prefix_ids[a]
+            agreement[ids[rows[known]] == lookup.get(declared[:a], -1)] = a
+        p = np.zeros(len(candidates))
+        for a, total in mass.items():
+            at = known[agreement == a]
+            p[at] = self.pi[a] / norm * self._n_declared[rows[at]] / total
+        position = {c: j for j, c in enumerate(candidates)}
+        for key in self._chain(declared, importer)[1:]:
+            p = self._step_array(p, key, position)
+        return p
+
+    def _step_array(self, p: np.ndarray, key: tuple[int, str], position: Mapping[str, int]) -> np.ndarray:
+        """``_step`` on the array of ``_posterior_array`` (``position``: candidate -> index)."""
+        codes = self.context.get(key)
+        if codes is None:
+            return p
+        k = np.zeros(p.size)
+        for code, count in codes.items():
+            j = position.get(code)
+            if j is not None:
+                k[j] = count
+        return (k + self.s * p) / (self.n[key] + self.s)
 
     def posterior(self, declared: str, candidates: set[str], leave_out: str | None = None,
                   importer: str | None = None) -> dict[str, float]:
@@ -207,12 +256,17 @@ class Suggester:
         pair (declared -> leave_out) first."""
         p = self.base(declared, candidates)
         for key in self._chain(declared, importer)[1:]:
-            codes = self.context.get(key)
-            if codes is None:
-                continue
-            n = self.n[key] - (leave_out is not None)
-            p = {c: (codes.get(c, 0.0) - (c == leave_out) + self.s * q) / (n + self.s) for c, q in p.items()}
+            p = self._step(p, key, leave_out)
         return p
+
+    def _step(self, p: dict[str, float], key: tuple[int, str], leave_out: str | None = None) -> dict[str, float]:
+        """One context of the chain: ``p`` (its parent's posterior) shrunk towards the
+        context's corrections (Eq. 3 on a path); ``p`` itself if the context has none."""
+        codes = self.context.get(key)
+        if codes is None:
+            return p
+        n = self.n[key] - (leave_out is not None)
+        return {c: (codes.get(c, 0.0) - (c == leave_out) + self.s * q) / (n + self.s) for c, q in p.items()}
 
     def candidates(self, declared: str, top: int = TOP) -> set[str]:
         """The codes that can reach the top: every code declared in the declared code's
@@ -226,13 +280,10 @@ class Suggester:
 
     def suggest(self, declared: str, top: int = TOP, importer: str | None = None) -> Suggestion:
         declared = declared.strip()
-        candidates = self.candidates(declared, top)
+        candidates = sorted(self.candidates(declared, top))
         if not candidates:
             return Suggestion((), ())
-        p = self.posterior(declared, candidates, importer=importer)
-        total = sum(p.values())
-        best = sorted(p, key=lambda c: (-p[c], c))[:top]
-        return Suggestion(tuple(best), tuple(p[c] / total for c in best)) if total > 0 else Suggestion((), ())
+        return _best(candidates, self._posterior_array(declared, candidates, importer), top)
 
     def support(self, declared: str, importer: str | None = None) -> tuple[int, str, float]:
         """The finest context of the declared code's chain holding corrections: its level
@@ -260,16 +311,31 @@ class Suggester:
     def suggest_all(self, declared: np.ndarray, importers: np.ndarray, top: int = TOP) -> list[Suggestion]:
         """Suggestions for every item, computed once per distinct declared code, and once
         per (importer, code) where that importer's corrections of that code are known."""
-        codes, who = _strings(declared).astype(str), _strings(importers).astype(str)
-        unique, inverse = np.unique(codes, return_inverse=True)
-        found = [self.suggest(str(c), top) for c in unique]
+        codes, who = _strings(declared), _strings(importers)
+        unique, inverse = np.unique(codes.astype(str), return_inverse=True)
+        own_rows = np.flatnonzero(pd.Series(who + "/" + codes).isin(self._importer_contexts).to_numpy()).tolist()
+        own_importers: dict[str, set[str]] = defaultdict(set)
+        for j in own_rows:
+            own_importers[codes[j]].add(who[j])
+        found, own = [], {}
+        for c in unique.tolist():
+            candidates = sorted(self.candidates(c, top))
+            if not candidates:
+                found.append(Suggestion((), ()))
+                continue
+            # the chain to the declared line is shared by every importer's own suggestion
+            # for it: the importer's context is one more step (the same operations, so the
+            # same bits as ``suggest(c, importer=i)``)
+            p = self._posterior_array(c, candidates)
+            found.append(_best(candidates, p, top))
+            if c in own_importers:
+                position = {code: j for j, code in enumerate(candidates)}
+                for i in sorted(own_importers[c]):
+                    key = (IMPORTER_LEVEL, _importer_context(i, c))
+                    own[c, i] = _best(candidates, self._step_array(p, key, position), top)
         out = [found[i] for i in inverse]
-        own: dict[tuple[str, str], Suggestion] = {}
-        for j, (c, i) in enumerate(zip(codes, who, strict=True)):
-            if (IMPORTER_LEVEL, _importer_context(i, c)) in self.context:
-                if (c, i) not in own:
-                    own[c, i] = self.suggest(c, top, importer=i)
-                out[j] = own[c, i]
+        for j in own_rows:
+            out[j] = own[codes[j], who[j]]
         return out
 
     def loo_terms(self, declared: np.ndarray, rectified: np.ndarray, importers: np.ndarray) -> list[_LooTerm]:
@@ -316,6 +382,16 @@ class Suggester:
                 norm = (to_candidates - 1.0 + s * norm) / (n - 1.0 + s)
             total += math.log(max(p / norm, 1e-300))
         return total
+
+
+def _best(candidates: list[str], p: np.ndarray, top: int) -> Suggestion:
+    """The ``top`` most probable of ``candidates`` (sorted; ``p`` their posterior),
+    renormalised; ties go to the smaller code."""
+    total = sum(p.tolist())  # left to right, in code order, as ``posterior``'s dict sums
+    if not total > 0:
+        return Suggestion((), ())
+    best = np.argsort(-p, kind="stable")[:top].tolist()
+    return Suggestion(tuple(candidates[j] for j in best), tuple(float(p[j]) / total for j in best))
 
 
 @dataclass(frozen=True)

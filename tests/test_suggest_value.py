@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sisam import kb, suggest, value
 from sisam.engine.fit import S_GRID
@@ -22,6 +24,41 @@ def _suggester(pairs: list[tuple[str, str]], declared_codes: dict[str, float], s
     r = np.array([p[1] for p in pairs], dtype=object)
     codes = {"code": np.array(list(declared_codes), dtype=object), "n": np.array(list(declared_codes.values()))}
     return suggest.Suggester(suggest.count_pairs(d, r, np.array(["imp"] * len(d), dtype=object)), codes, s)
+
+
+def _dict_suggestion(s: suggest.Suggester, declared: str, importer: str | None) -> suggest.Suggestion:
+    """The plain reference of a suggestion: ``posterior``'s dicts, sorted by (-p, code)."""
+    candidates = s.candidates(declared)
+    if not candidates:
+        return suggest.Suggestion((), ())
+    p = s.posterior(declared, candidates, importer=importer)
+    total = sum(p.values())
+    best = sorted(p, key=lambda c: (-p[c], c))[:suggest.TOP]
+    return suggest.Suggestion(tuple(best), tuple(p[c] / total for c in best)) if total > 0 else suggest.Suggestion((), ())
+
+
+_CODE = st.sampled_from(["84818010", "84818020", "84819000", "84821000", "8482", "85171200", "85176200",
+                         "85176299", "87032310", "01012100", "", "9"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(pairs=st.lists(st.tuples(_CODE, _CODE, st.sampled_from(["x", "y", "z"])), max_size=40),
+       declared=st.dictionaries(_CODE.filter(bool), st.integers(1, 500).map(float), min_size=1),
+       items=st.lists(st.tuples(_CODE, st.sampled_from(["x", "y", "z", "w"])), min_size=1, max_size=30),
+       s=st.sampled_from(S_GRID))
+def test_array_posterior_and_suggest_all_equal_the_dict_reference_bit_for_bit(pairs, declared, items, s):
+    d, r, i = suggest.error_pairs(*(np.array([pair[j] for pair in pairs], dtype=object) for j in range(3)))
+    codes = {"code": np.array(sorted(declared), dtype=object), "n": np.array([declared[c] for c in sorted(declared)])}
+    suggester = suggest.Suggester(suggest.count_pairs(d, r, i), codes, s)
+    for code, importer in items:
+        candidates = suggester.candidates(code)
+        reference = np.array(list(suggester.posterior(code, candidates, importer=importer).values()))
+        array = suggester._posterior_array(code, sorted(candidates), importer)
+        assert reference.tobytes() == array.tobytes()
+    found = suggester.suggest_all(np.array([c for c, _ in items], dtype=object), np.array([w for _, w in items], dtype=object))
+    for (code, importer), suggestion in zip(items, found, strict=True):
+        own = (suggest.IMPORTER_LEVEL, f"{importer}/{code}") in suggester.context
+        assert suggestion == _dict_suggestion(suggester, code, importer if own else None)
 
 
 CODES_TABLE = {"code": np.array(["84818010", "84818020", "84819000"], dtype=object), "n": np.array([50.0, 30.0, 10.0])}
