@@ -509,8 +509,10 @@ def scoring_memory(factors: Sequence[tuple[int, int, int]], batch_rows: int) -> 
     ``load_all``: the whole version, as ``sisam score`` loads it. ``stream_per_batch``: at
     most what ``sisam score --stream-kb`` holds for a batch of ``batch_rows`` items (an item
     matches one pattern per shape; error entries as frequent per pattern as in the whole
-    factor), plus the batch's pattern keys of one factor at a time. Scoring's own working
-    memory (per item and label, the same either way) comes on top."""
+    factor), plus the batch's pattern keys of one factor at a time. ``info`` adds
+    ``tables_whole``: the extra tables (evidence, suggestions, recovery), which scoring holds
+    whole in either mode. Scoring's own working memory (per item and label, the same
+    either way, and what the evidence models prepare from their tables) comes on top."""
     from sisam.engine.hashtable import capacity_for
 
     def held(patterns: int, entries: float) -> int:
@@ -563,6 +565,7 @@ def info(
             storage = _storage_bytes(con, meta.factors, meta.sizes)
             extra_rows = {t[len(_EXTRA):]: int(con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0])
                           for t in _extra_names(con)}
+            extra_bytes = sum(_extra_memory(con, t) for t in _extra_names(con))
         own, sizes, current = meta.history[-1], meta.sizes, _read_current(kb)
         n_patterns = sum(s[0] for s in sizes.values())
         file_bytes = path.stat().st_size
@@ -582,7 +585,7 @@ def info(
             "labels": list(meta.label_ids),
             "scoring_memory_bytes": scoring_memory(
                 [(*sizes[name], int(np.prod([m + 1 for m in factor.level_counts])))
-                 for name, factor in meta.factors.items()], STREAM_BATCH_ROWS),
+                 for name, factor in meta.factors.items()], STREAM_BATCH_ROWS) | {"tables_whole": extra_bytes},
             "tables": storage["tables"],
             "factors": {
                 name: {
@@ -1548,6 +1551,16 @@ def _stream_hash(con: duckdb.DuckDBPyConnection, path: Path, meta: _Metadata) ->
                          meta.network,
                          ((f, _read_counts(con, path, f, meta), meta.coefficients[f])
                           for f in meta.factors), _read_extra(con))
+
+
+def _extra_memory(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    """Bytes an extra table takes once loaded (``_read_extra``): 8 per number, and per
+    string its characters plus a pointer and a Python ``str`` header (57 bytes, ASCII)."""
+    columns = con.execute("SELECT column_name, data_type FROM information_schema.columns "
+                          "WHERE table_name = ? ORDER BY ordinal_position", [table]).fetchall()
+    parts = [f'coalesce(sum(strlen("{c}")), 0) + 57 * count(*)' if t == "VARCHAR" else "8 * count(*)"
+             for c, t in columns]
+    return int(con.execute(f'SELECT {" + ".join(parts) or "0"} FROM "{table}"').fetchone()[0])
 
 
 def _extra_names(con: duckdb.DuckDBPyConnection) -> list[str]:

@@ -28,7 +28,8 @@ def render_info(facts: dict[str, Any]) -> str:
         + (f", {per_pattern:.1f} bytes per pattern" if per_pattern else ""),
         f"  scoring needs    {_bytes(memory['load_all'])} for the counts loaded whole (sisam score); "
         f"{_bytes(memory['stream_per_batch'])} per batch of {memory['stream_batch_rows']:,} items "
-        "read from disk (sisam score --stream-kb)",
+        "read from disk (sisam score --stream-kb); either way "
+        f"{_bytes(memory['tables_whole'])} more for the evidence and suggestion tables, held whole",
         "",
         f"  {'factor':<18}{'attributes':<58}{'patterns':>12}{'errors':>11}{'size':>12}",
     ]

@@ -58,6 +58,10 @@ def test_kb_info_reports_scoring_memory(learnt: tuple[Path, Path]) -> None:
     # the counts alone take 32 bytes a pattern; the index at least as much again
     assert memory["load_all"] >= 64 * facts["n_patterns"]
     assert memory["stream_batch_rows"] == kb.STREAM_BATCH_ROWS and memory["stream_per_batch"] > 0
+    # the extra tables: at least their numbers' bytes once loaded, strings on top
+    numbers = sum(column.nbytes for table in kb.open_version(kb_dir).tables.values() for column in table.values()
+                  if column.dtype != object)
+    assert numbers < memory["tables_whole"] < 3 * numbers
 
 
 def test_streamed_scoring_refuses_a_log(learnt: tuple[Path, Path], tmp_path: Path) -> None:
