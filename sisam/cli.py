@@ -152,18 +152,22 @@ _LANG_OPTION = click.option("--lang", type=click.Choice(["en", "pt-BR"]), defaul
 @click.option("--pseudonymise", is_flag=True, help="In the log, write the sha256 of each value instead of the value.")
 @click.option("--stream-kb", is_flag=True, help="Do not load the knowledge base: read, for each batch of a million items, the counts it needs from disk (a knowledge base larger than memory; `sisam kb info` says what each way needs).")
 @click.option("--kb-memory", "kb_memory", metavar="SIZE", help="With --stream-kb: DuckDB's memory limit while reading, e.g. 2GB.")
+@click.option("--stream-batch-rows", type=click.IntRange(min=1), help="With --stream-kb: items per batch (default a million); smaller batches hold fewer counts and read the file more often.")
 @_KNOWLEDGE_OPTION
 @_QUIET_OPTION
 @_domain_errors
-def score(declarations, kb_dir, out, log_path, lang, pseudonymise, stream_kb, kb_memory, knowledge, quiet) -> None:
+def score(declarations, kb_dir, out, log_path, lang, pseudonymise, stream_kb, kb_memory, stream_batch_rows, knowledge,
+          quiet) -> None:
     """Probability of each of the 30 error types (and of any error) for every item."""
     from sisam.knowledge import load_knowledge
     from sisam.model import score as score_items
 
+    if stream_batch_rows is not None and not stream_kb:
+        raise click.UsageError("--stream-batch-rows sets the batches of --stream-kb: add --stream-kb")
     summary = score_items(
         declarations, kb_dir, out, knowledge=load_knowledge(knowledge), progress=_progress(quiet),
         log=log_path, lang=lang, pseudonymise=pseudonymise, stream_kb=stream_kb,
-        stream_memory_limit=kb_memory,
+        stream_memory_limit=kb_memory, stream_batch_rows=stream_batch_rows,
     )  # fmt: skip
     click.echo(str(summary))
     if log_path is not None:

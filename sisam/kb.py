@@ -430,9 +430,11 @@ def open_patterns(
     version: int | None = None,
     expected_catalog_hash: str | None = None,
     memory_limit: str | None = None,
+    extra_tables: bool = True,
 ) -> KnowledgeBaseVersion:
     """A version with only the patterns of ``keys[factor]`` (uint64, any order, repeats
-    allowed) loaded, and the extra tables (small) whole: scoring a batch of items with a
+    allowed) loaded, and the extra tables whole (none with ``extra_tables=False``, for a
+    caller that holds them already): scoring a batch of items with a
     knowledge base larger than memory
     (``sisam score --stream-kb``) needs the counts of the batch's patterns and of nothing
     else, and a pattern's counts do not depend on the others. DuckDB semi-joins the file's
@@ -463,7 +465,7 @@ def open_patterns(
                     counts[factor] = _read_wanted(con, path, factor, len(meta.label_ids))
                 finally:
                     con.unregister("sisam_wanted")
-            tables = _read_extra(con)
+            tables = _read_extra(con) if extra_tables else {}
         return KnowledgeBaseVersion(number, path, meta.factors, counts, meta.coefficients,
                                     meta.network, meta.label_ids, meta.history,
                                     own.content_hash, own.catalog_hash, tables)

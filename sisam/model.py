@@ -24,6 +24,8 @@ each error type's network (``engine.network``).
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -423,6 +425,15 @@ class Scorer:
             correlation = legislation.Correlation.from_table(version.tables[legislation.CORRELATION_TABLE])
             self.successors = legislation.Successors(correlation, declared)
 
+    def with_counts(self, counts: dict[str, PatternCounts]) -> Scorer:
+        """This scorer with other counts of its version (a subset ``kb.open_patterns``
+        read for a batch): what derives from the version's extra tables (evidence,
+        suggestions, recovery, successors) is shared, not rebuilt."""
+        scorer = copy.copy(self)
+        scorer.version = dataclasses.replace(self.version, counts=counts)
+        scorer.indexes = {name: build_index(c.keys) for name, c in counts.items()}
+        return scorer
+
     def with_successors(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``frame`` with successor tariff lines read as their predecessor while they have
         little history of their own (``legislation.Successors``); idempotent."""
@@ -580,20 +591,24 @@ def score(
     pseudonymise: bool = False,
     stream_kb: bool = False,
     stream_memory_limit: str | None = None,
+    stream_batch_rows: int | None = None,
 ) -> ScoreSummary:
     """Score a declarations file and write the score table atomically.
 
     With ``log``, also write the reasoning log of every item and error type
     (``sisam.reasoning_log``: explanation values in ``lang``, values replaced by their
     sha256 if ``pseudonymise``), published only if scoring succeeds; the scores are the
-    same bits either way. With ``stream_kb`` the knowledge base is not loaded: each batch
-    of ``kb.STREAM_BATCH_ROWS`` items reads the counts it needs from disk (``streaming``),
-    DuckDB staying within ``stream_memory_limit``; the scores are the same bits."""
+    same bits either way. With ``stream_kb`` the knowledge base's counts are not loaded:
+    each batch of ``stream_batch_rows`` items (default ``kb.STREAM_BATCH_ROWS``) reads the
+    counts it needs from disk (``streaming``), DuckDB staying within
+    ``stream_memory_limit``; the scores are the same bits. Smaller batches hold fewer
+    counts and read the file more often."""
     from sisam.tables import write_table
 
     start = time.perf_counter()
     if stream_kb:
-        return _score_streamed(items, kb_dir, out, knowledge or load_knowledge(), progress, log, stream_memory_limit, start)
+        return _score_streamed(items, kb_dir, out, knowledge or load_knowledge(), progress, log, stream_memory_limit,
+                               stream_batch_rows or kb.STREAM_BATCH_ROWS, start)
     scorer = Scorer.open(kb_dir, knowledge)
     with contextlib.ExitStack() as stack:
         score_frame = scorer.score_frame
@@ -617,7 +632,7 @@ def score(
 
 def _score_streamed(
     items: Path, kb_dir: Path, out: Path, knowledge: Knowledge, progress: Progress, log: Path | None,
-    memory_limit: str | None, start: float,
+    memory_limit: str | None, batch_rows: int, start: float,
 ) -> ScoreSummary:
     from sisam.report import score_metadata
     from sisam.streaming import batch_scorer
@@ -626,14 +641,16 @@ def _score_streamed(
     if log is not None:
         raise SisamError(f"{log}: a reasoning log needs the knowledge base loaded; expected no "
                          "--log with --stream-kb: score without --stream-kb to write one")
-    # Every batch reads the version current now, even if an update publishes meanwhile.
-    pinned = kb.open_patterns(kb_dir, {}, None, knowledge.hash)
+    # Every batch reads the version current now, even if an update publishes meanwhile; its
+    # extra tables are read, and what derives from them built, once for all batches.
+    tables_only = Scorer(kb.open_patterns(kb_dir, {}, None, knowledge.hash), knowledge)
     parts = []
-    for chunk in iter_declarations(items, chunk_rows=kb.STREAM_BATCH_ROWS):
-        parts.append(batch_scorer(kb_dir, chunk, knowledge, pinned.version, memory_limit).score_frame(chunk))
+    for chunk in iter_declarations(items, chunk_rows=batch_rows):
+        parts.append(batch_scorer(tables_only, kb_dir, chunk, memory_limit).score_frame(chunk))
         progress(f"scored {sum(len(p) for p in parts):,} items")
     if not parts:
-        parts.append(Scorer(pinned, knowledge).score_frame(read_declarations(items)))
+        parts.append(tables_only.score_frame(read_declarations(items)))
+    pinned = tables_only.version
     table = pd.concat(parts, ignore_index=True)
     write_table(table, out, score_metadata(items, kb_dir, pinned.version, pinned.content_hash))
     return ScoreSummary(out, len(table), pinned.version, time.perf_counter() - start)

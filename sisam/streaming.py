@@ -18,31 +18,31 @@ import pandas as pd
 from sisam import kb
 from sisam.encoding import Encoder, factor_plans
 from sisam.evidence import add_evidence_columns
-from sisam.knowledge import Knowledge
 from sisam.model import Scorer
 
 
-def batch_scorer(
-    kb_dir, frame: pd.DataFrame, knowledge: Knowledge, version: int | None = None, memory_limit: str | None = None
-) -> Scorer:
-    """A ``Scorer`` holding the counts of the patterns ``frame``'s items match, from
-    ``version`` (default the current one) of the knowledge base in ``kb_dir``.
+def batch_scorer(tables_only: Scorer, kb_dir, frame: pd.DataFrame, memory_limit: str | None = None) -> Scorer:
+    """``tables_only`` (a ``Scorer`` of a version read without counts: ``kb.open_patterns``
+    with no keys) holding the counts of the patterns ``frame``'s items match, read from the
+    same version of the knowledge base in ``kb_dir``.
 
     The items are scored as ``Scorer.with_evidence`` prepares them: evidence columns (from
     the version's tables) and successor codes resolved (which looks up counts of the
     declared codes). So the patterns of the items with their evidence columns are loaded
     first, which serves the successors' look-ups, then those of the resolved items if any
-    code was resolved to another."""
-    plans = factor_plans(knowledge)
+    code was resolved to another. The extra tables and what derives from them are
+    ``tables_only``'s, read and built once for all batches."""
+    plans = factor_plans(tables_only.knowledge)
 
     def keys_of(prepared: pd.DataFrame) -> dict[str, np.ndarray]:
         encoder = Encoder(prepared)
         return {name: np.unique(encoder.keys(plan)) for name, plan in plans.items()}
 
     def load(keys: dict[str, np.ndarray]) -> Scorer:
-        return Scorer(kb.open_patterns(kb_dir, keys, version, knowledge.hash, memory_limit), knowledge)
+        version = tables_only.version
+        counts = kb.open_patterns(kb_dir, keys, version.version, version.catalog_hash, memory_limit, extra_tables=False).counts
+        return tables_only.with_counts(counts)
 
-    tables_only = load({})
     with_evidence = frame
     if tables_only.evidence is not None:
         with_evidence = add_evidence_columns(frame, tables_only.evidence.models, tables_only.evidence, own_rows_counted=False)

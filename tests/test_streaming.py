@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from click.testing import CliRunner
 
 from sisam import kb
+from sisam.cli import cli
 from sisam.errors import SisamError
 from sisam.model import learn, score
 from sisam.synth import generate_world
@@ -29,11 +31,20 @@ def test_streamed_scores_equal_loaded_scores(learnt: tuple[Path, Path], tmp_path
     monkeypatch.setattr(kb, "STREAM_BATCH_ROWS", 300)  # several batches, each its own subset
     loaded = score(items, kb_dir, tmp_path / "loaded.parquet")
     streamed = score(items, kb_dir, tmp_path / "streamed.parquet", stream_kb=True, stream_memory_limit="256MB")
+    # batches set by the caller, through the command line
+    result = CliRunner().invoke(cli, ["score", "--declarations", str(items), "--kb", str(kb_dir), "--out",
+                                      str(tmp_path / "small.parquet"), "--stream-kb", "--stream-batch-rows", "250", "--quiet"])
+    assert result.exit_code == 0, result.output
     assert loaded.n_items == streamed.n_items > 3 * 300
-    a, b = pq.read_table(tmp_path / "loaded.parquet"), pq.read_table(tmp_path / "streamed.parquet")
-    for name in a.column_names:
-        x, y = a.column(name).to_numpy(), b.column(name).to_numpy()
-        assert np.array_equal(x.view(np.uint64), y.view(np.uint64)) if x.dtype == np.float64 else (x == y).all()
+    a = pq.read_table(tmp_path / "loaded.parquet")
+    for other in ("streamed", "small"):
+        b = pq.read_table(tmp_path / f"{other}.parquet")
+        for name in a.column_names:
+            x, y = a.column(name).to_numpy(), b.column(name).to_numpy()
+            assert np.array_equal(x.view(np.uint64), y.view(np.uint64)) if x.dtype == np.float64 else (x == y).all()
+    refused = CliRunner().invoke(cli, ["score", "--declarations", str(items), "--kb", str(kb_dir), "--out",
+                                       str(tmp_path / "x.parquet"), "--stream-batch-rows", "250"])
+    assert refused.exit_code == 2 and "add --stream-kb" in refused.output
 
 
 def test_open_patterns_loads_only_the_wanted_patterns(learnt: tuple[Path, Path]) -> None:
