@@ -46,6 +46,12 @@ SPARK_CONF = {
 }
 
 
+#: How `score` runs `sisam score`: the counts loaded whole, then streamed in batches of a
+#: million items (the default) and of a quarter of that (less held, more passes).
+STREAM_MODES = (("loaded", []), ("streamed", ["--stream-kb", "--kb-memory", "2GB"]),
+                ("streamed-250k", ["--stream-kb", "--kb-memory", "2GB", "--stream-batch-rows", "250000"]))
+
+
 def make(work: Path, sizes: list[int]) -> None:
     build_histories(work, sizes, say=lambda line: print(line, flush=True))
 
@@ -206,7 +212,7 @@ def score(work: Path, sizes: list[int], results: dict, knowledge: Path | None = 
             if not test.exists():
                 pq.write_table(pq.read_table(h / "test.parquet").slice(0, items), test, compression="zstd")
         n_test = pq.ParquetFile(test).metadata.num_rows
-        for mode, extra in (("loaded", []), ("streamed", ["--stream-kb", "--kb-memory", "2GB"])):
+        for mode, extra in STREAM_MODES:
             key = f"{size}m/{mode}"
             if key in results["score"]:
                 continue
@@ -219,7 +225,8 @@ def score(work: Path, sizes: list[int], results: dict, knowledge: Path | None = 
             save(results)
             print(f"  {figures['seconds']} s, {figures['items_per_second']:,} items/s, "
                   f"peak {figures['peak_rss_bytes'] / 2**30:.2f} GiB", flush=True)
-        results["score"][f"{size}m/streamed"].update(compare_scores(h / "scores-loaded.parquet", h / "scores-streamed.parquet"))
+        for mode, _ in STREAM_MODES[1:]:
+            results["score"][f"{size}m/{mode}"].update(compare_scores(h / "scores-loaded.parquet", h / f"scores-{mode}.parquet"))
         save(results)
 
 
@@ -328,12 +335,14 @@ def _learn_lines(entries: dict) -> list[str]:
 def _score_lines(entries: dict) -> list[str]:
     if not entries:
         return ["None."]
-    lines = ["| history | knowledge base | items scored | wall s | CPU s | load (start -> end) | items/s (wall) | peak RSS | same as loaded |",
-             "|---|---|---:|---:|---:|---|---:|---:|---|"]
+    lines = ["| history | knowledge base | items scored | wall s | CPU s | load (start -> end) | items/s (wall) | peak RSS | machine memory in use (start -> peak) | same as loaded |",
+             "|---|---|---:|---:|---:|---|---:|---:|---|---|"]
     for key, v in entries.items():
         size, mode = key.split("/")
+        use = v.get("machine_in_use_bytes")
+        in_use = f"{_gib(use['start'])} -> {_gib(use['peak'])}" if use else "not recorded"
         lines.append(f"| {size} | {mode}, learnt by {v.get('knowledge_base', 'local')} | {v['items']:,} | {v['seconds']} | {v.get('cpu_seconds', 'not measured')} | {_load(v)} | "
-                     f"{v['items_per_second']:,} | {_gib(v['peak_rss_bytes'])} | {v.get('identical_to_loaded', '')} |")
+                     f"{v['items_per_second']:,} | {_gib(v['peak_rss_bytes'])} | {in_use} | {v.get('identical_to_loaded', '')} |")
     return lines
 
 
