@@ -386,7 +386,7 @@ def report(results: dict) -> str:
              "Every run shared the machine's two cores with other developers' tests and benchmarks: the load average "
              "(runnable processes, 2 cores) at each run's start and end is in the tables. Wall times overstate what an "
              "idle machine needs by roughly the load divided by two; CPU seconds (the whole process tree's) do not.", "",
-             *([results["not_run"], ""] if "not_run" in results else []),
+             *([results["summary"], ""] if "summary" in results else []),
              *_stopped_lines(results.get("stopped_20m")),
              "## Learning", "", *_learn_lines(results["learn"]), "",
              *([results["learn_notes"], ""] if "learn_notes" in results else []),
@@ -395,7 +395,10 @@ def report(results: dict) -> str:
     if largest:
         m = largest["scoring_memory_bytes"]
         lines += ["", f"`sisam kb info` at {largest['items']:,} items: {_gib(m['load_all'])} to load the counts whole, "
-                  f"{_gib(m['stream_per_batch'])} per batch of {m['stream_batch_rows']:,} items with --stream-kb."]
+                  f"{_gib(m['stream_per_batch'])} per batch of {m['stream_batch_rows']:,} items with --stream-kb"
+                  + (f"; either way {_gib(m['tables_whole'])} more for the extra tables (evidence, suggestions), held "
+                     "whole. The peaks above add scoring's working memory and the evidence models' prepared tables."
+                     if "tables_whole" in m else ".")]
     previous = results.get("previous")
     if previous:
         lines += ["", "## Spark and local at 1m and 5m, previous session", "", previous["note"], "",
