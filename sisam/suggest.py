@@ -322,6 +322,7 @@ class Suggester:
             candidates = sorted(self.candidates(c, top))
             if not candidates:
                 found.append(Suggestion((), ()))
+                own.update({(c, i): Suggestion((), ()) for i in own_importers.get(c, ())})
                 continue
             # the chain to the declared line is shared by every importer's own suggestion
             # for it: the importer's context is one more step (the same operations, so the

@@ -61,6 +61,16 @@ def test_array_posterior_and_suggest_all_equal_the_dict_reference_bit_for_bit(pa
         assert suggestion == _dict_suggestion(suggester, code, importer if own else None)
 
 
+def test_an_importer_context_of_a_code_without_candidates_gets_no_suggestion():
+    # "imp/x" declaring "85" and "imp" declaring "x/85" share the context string "imp/x/85";
+    # with no declared codes, "x/85" has no candidates: no suggestion, for its importers too
+    pairs = suggest.count_pairs(np.array(["85"], dtype=object), np.array(["84"], dtype=object),
+                                np.array(["imp/x"], dtype=object))
+    empty = {"code": np.array([], dtype=object), "n": np.array([])}
+    found = suggest.Suggester(pairs, empty, 1.0).suggest_all(np.array(["x/85"], dtype=object), np.array(["imp"], dtype=object))
+    assert found == [suggest.Suggestion((), ())]
+
+
 CODES_TABLE = {"code": np.array(["84818010", "84818020", "84819000"], dtype=object), "n": np.array([50.0, 30.0, 10.0])}
 CODES = {"84818010": 50.0, "84818020": 30.0, "84819000": 10.0, "84821000": 5.0, "85171200": 40.0, "85176200": 1.0}
 
