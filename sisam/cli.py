@@ -267,13 +267,18 @@ def kb_info(kb_dir: Path, version: int | None, verify: bool, as_json: bool) -> N
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @_domain_errors
 def kb_diff(kb_a: Path, kb_b: Path, version_a: int | None, version_b: int | None, as_json: bool) -> None:
-    """Compare two knowledge bases' contents table by table; exit status 1 if they differ."""
+    """Compare two knowledge bases' contents table by table; exit status 1 if they differ,
+    2 if they could not be compared."""
     import json
 
     from sisam import kb
     from sisam.kb_report import render_diff
 
-    found = kb.compare(kb_a, kb_b, version_a=version_a, version_b=version_b)
+    try:
+        found = kb.compare(kb_a, kb_b, version_a=version_a, version_b=version_b)
+    except SisamError as exc:  # "could not compare" must not read as "differ" (as diff(1))
+        click.echo(f"Error: {exc}", err=True)
+        raise SystemExit(2) from exc
     click.echo(json.dumps(found, indent=2) if as_json else render_diff(found))
     if not found["identical"]:
         raise SystemExit(1)

@@ -628,9 +628,11 @@ def compare(
     tables in ``_ROW_KEYS`` are matched on their key columns: per table the rows found in
     one version only, the matched rows whose values differ (bit for bit; NaN equals NaN)
     and, per floating-point column, the largest absolute difference over matched rows (a
-    difference in the last bits shows as about 1e-16 times the values). Extra tables are
-    compared as multisets of rows. ``identical`` is true when no row differs, which
-    holds exactly when the two content hashes are equal."""
+    difference in the last bits shows as about 1e-16 times the values; None when no pair
+    of finite values differs). Extra tables are compared as multisets of rows.
+    ``same_rows``: no table differs in its columns or rows. ``identical``: the same rows
+    and the same content hash; the hash also covers what rows do not show (the catalog
+    hash, the order of an extra table's rows, the sign of a zero)."""
     paths = [_with_version(Path(kb), version, lambda path, number, pointer: (path, number))
              for kb, version in ((kb_a, version_a), (kb_b, version_b))]
     con = duckdb.connect()
@@ -643,18 +645,19 @@ def compare(
         tables = {name: _compare_table(con, name) if name in names[0] and name in names[1]
                   else {"only_in": "a" if name in names[0] else "b"}
                   for name in sorted(names[0] | names[1])}
-        hashes = [con.execute(f"SELECT content_hash FROM {alias}.versions ORDER BY version DESC LIMIT 1").fetchone()[0]
-                  for alias in "ab"]
+        hashes = [con.execute(f"SELECT content_hash, catalog_hash FROM {alias}.versions ORDER BY version DESC "
+                              "LIMIT 1").fetchone() for alias in "ab"]
     except duckdb.Error as e:
         raise KnowledgeBaseError(f"{paths[0][0]} vs {paths[1][0]}: comparing failed ({e})") from e
     finally:
         con.close()
-    identical = all("only_in" not in t and not (t["only_a"] or t["only_b"] or t.get("differing"))
+    same_rows = all("only_in" not in t and "columns" not in t and not (t["only_a"] or t["only_b"] or t.get("differing"))
                     for t in tables.values())
     return {
-        "a": {"file": str(paths[0][0]), "version": paths[0][1], "content_hash": hashes[0]},
-        "b": {"file": str(paths[1][0]), "version": paths[1][1], "content_hash": hashes[1]},
-        "identical": identical,
+        **{side: {"file": str(path), "version": number, "content_hash": found[0], "catalog_hash": found[1]}
+           for side, (path, number), found in zip("ab", paths, hashes, strict=True)},
+        "same_rows": same_rows,
+        "identical": same_rows and hashes[0][0] == hashes[1][0],
         "tables": tables,
     }
 
@@ -671,7 +674,7 @@ def _compare_table(con: duckdb.DuckDBPyConnection, name: str) -> dict[str, Any]:
     rows = [int(con.execute(f'SELECT count(*) FROM {alias}."{name}"').fetchone()[0]) for alias in "ab"]
     out: dict[str, Any] = {"rows": rows}
     if columns[0] != columns[1]:
-        out.update(columns=[[c for c, _ in cols] for cols in columns], only_a=rows[0], only_b=rows[1])
+        out.update(columns=[[f"{c} {t}" for c, t in cols] for cols in columns], only_a=rows[0], only_b=rows[1])
         return out
     keys = _ROW_KEYS.get(name)
     if keys is None:
@@ -686,7 +689,8 @@ def _compare_table(con: duckdb.DuckDBPyConnection, name: str) -> dict[str, Any]:
     found = con.execute(
         "SELECT count(*) FILTER (WHERE y.present_ IS NULL), count(*) FILTER (WHERE x.present_ IS NULL), "
         f"count(*) FILTER (WHERE x.present_ AND y.present_ AND ({differs}))"
-        + "".join(f', max(abs(x."{c}" - y."{c}"))' for c in floats)
+        + "".join(f', max(abs(x."{c}" - y."{c}")) FILTER (WHERE x."{c}" IS DISTINCT FROM y."{c}" '
+                  f'AND isfinite(x."{c}") AND isfinite(y."{c}"))' for c in floats)
         + f' FROM (SELECT true AS present_, * FROM a."{name}") x '
         f'FULL JOIN (SELECT true AS present_, * FROM b."{name}") y ON {on}').fetchone()
     out.update(only_a=int(found[0]), only_b=int(found[1]), differing=int(found[2]),
@@ -1557,10 +1561,12 @@ def _stream_hash(con: duckdb.DuckDBPyConnection, path: Path, meta: _Metadata) ->
 
 def _extra_memory(con: duckdb.DuckDBPyConnection, table: str) -> int:
     """Bytes an extra table takes once loaded (``_read_extra``): 8 per number, and per
-    string its characters plus a pointer and a Python ``str`` header (57 bytes, ASCII)."""
+    string a pointer and a Python ``str``: 49 bytes and one per character if ASCII, else
+    (accents: Portuguese descriptions) 74 and two per character (no emoji assumed)."""
     columns = con.execute("SELECT column_name, data_type FROM information_schema.columns "
                           "WHERE table_name = ? ORDER BY ordinal_position", [table]).fetchall()
-    parts = [f'coalesce(sum(strlen("{c}")), 0) + 57 * count(*)' if t == "VARCHAR" else "8 * count(*)"
+    parts = [f'coalesce(sum(CASE WHEN strlen("{c}") = length("{c}") THEN 57 + strlen("{c}") '
+             f'ELSE 82 + 2 * length("{c}") END), 0)' if t == "VARCHAR" else "8 * count(*)"
              for c, t in columns]
     return int(con.execute(f'SELECT {" + ".join(parts) or "0"} FROM "{table}"').fetchone()[0])
 

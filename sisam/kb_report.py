@@ -57,8 +57,14 @@ def render_info(facts: dict[str, Any]) -> str:
 def render_diff(found: dict[str, Any]) -> str:
     """``kb.compare``'s result, one line per table."""
     lines = [f"{side}  {found[side]['file']} (version {found[side]['version']}, content hash "
-             f"{found[side]['content_hash'][:16]})" for side in ("a", "b")]
-    lines.append("identical contents" if found["identical"] else "the contents differ")
+             f"{found[side]['content_hash'][:16]}, catalog hash {found[side]['catalog_hash'][:16]})" for side in ("a", "b")]
+    if found["identical"]:
+        lines.append("identical contents")
+    elif found["same_rows"]:
+        lines.append("the same rows, but the content hashes differ: the catalog hash, the order of an extra "
+                     "table's rows or the sign of a zero")
+    else:
+        lines.append("the contents differ")
     lines.append("")
     width = max(len("table"), *map(len, found["tables"])) + 2
     lines.append(f"  {'table':<{width}}{'rows in a':>14}{'rows in b':>14}{'only in a':>11}{'only in b':>11}{'differ':>9}")

@@ -605,6 +605,8 @@ def score(
     counts and read the file more often."""
     from sisam.tables import write_table
 
+    if stream_batch_rows is not None and (not stream_kb or stream_batch_rows < 1):
+        raise SisamError(f"stream_batch_rows={stream_batch_rows}: expected a positive number of items, with stream_kb")
     start = time.perf_counter()
     if stream_kb:
         return _score_streamed(items, kb_dir, out, knowledge or load_knowledge(), progress, log, stream_memory_limit,

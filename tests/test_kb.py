@@ -411,9 +411,9 @@ def test_compare_finds_identical_contents_and_every_kind_of_difference(tmp_path)
     world = make_kb(tmp_path / "a", seed=5, tables={"pairs": pairs})
     make_kb(tmp_path / "b", seed=5, tables={"pairs": pairs})  # same contents, other provenance time
     same = kb.compare(tmp_path / "a", tmp_path / "b")
-    assert same["identical"] and same["a"]["content_hash"] == same["b"]["content_hash"]
+    assert same["identical"] and same["same_rows"] and same["a"]["content_hash"] == same["b"]["content_hash"]
     assert same["tables"]["patterns"] == {"rows": [6000, 6000], "only_a": 0, "only_b": 0, "differing": 0,
-                                          "max_abs_difference": {"n_labelled": 0.0, "n_declared": 0.0}}
+                                          "max_abs_difference": {"n_labelled": None, "n_declared": None}}
     assert same["tables"]["extra_pairs"] == {"rows": [2, 2], "only_a": 0, "only_b": 0}
 
     # c: one coefficient a last bit away, one pattern's N changed, one pattern dropped (with
@@ -434,13 +434,35 @@ def test_compare_finds_identical_contents_and_every_kind_of_difference(tmp_path)
     assert not found["identical"] and found["a"]["content_hash"] != found["b"]["content_hash"]
     patterns = found["tables"]["patterns"]
     assert (patterns["only_a"], patterns["only_b"], patterns["differing"]) == (1, 0, 1)
-    assert patterns["max_abs_difference"] == {"n_labelled": 0.0, "n_declared": 1.0}
+    assert patterns["max_abs_difference"] == {"n_labelled": None, "n_declared": 1.0}
     assert (found["tables"]["errors"]["only_a"], found["tables"]["errors"]["differing"]) == (entries, 0)
     d = found["tables"]["coefficients"]
-    assert d["differing"] == 1 and 0 < d["max_abs_difference"]["d"] < 1e-15 and d["max_abs_difference"]["S"] == 0
+    assert d["differing"] == 1 and 0 < d["max_abs_difference"]["d"] < 1e-15 and d["max_abs_difference"]["S"] is None
     assert found["tables"]["extra_pairs"] == {"rows": [2, 2], "only_a": 1, "only_b": 1}
     assert found["tables"]["labels"]["differing"] == 0
     json.dumps(found)  # JSON-ready, for `sisam kb diff --json`
+
+    # what rows do not show: another catalog, the same rows in another order, a zero's sign
+    kb.create(tmp_path / "d", FACTORS, world["counts"], world["coefficients"], world["network"], LABELS,
+              provenance("h.csv"), "catalog-hash-b", tables={"pairs": {c: v[::-1] for c, v in pairs.items()}})
+    reordered = kb.compare(tmp_path / "a", tmp_path / "d")
+    assert reordered["same_rows"] and not reordered["identical"]
+    assert reordered["b"]["catalog_hash"] == "catalog-hash-b"
+    # two empty extra tables with other columns differ; so do a column's types
+    kb.amend(tmp_path / "b", {"empty": {"x": np.zeros(0)}}, provenance("x.csv"), CATALOG)
+    kb.amend(tmp_path / "d", {"empty": {"y": np.zeros(0)}}, provenance("x.csv"), "catalog-hash-b")
+    columns = kb.compare(tmp_path / "b", tmp_path / "d")["tables"]["extra_empty"]
+    assert columns["columns"] == [["x DOUBLE"], ["y DOUBLE"]]
+    assert not kb.compare(tmp_path / "b", tmp_path / "d")["same_rows"]
+
+    # equal infinities are no difference, and the JSON stays valid JSON
+    for name in ("e", "f"):
+        infinite = {f: {k: v.copy() for k, v in cs.items()} for f, cs in world["coefficients"].items()}
+        infinite["importer_hs"]["S"][0] = np.inf
+        kb.create(tmp_path / name, FACTORS, world["counts"], infinite, world["network"], LABELS, provenance("h.csv"), CATALOG)
+    both_infinite = kb.compare(tmp_path / "e", tmp_path / "f")
+    assert both_infinite["identical"] and both_infinite["tables"]["coefficients"]["max_abs_difference"]["S"] is None
+    json.dumps(both_infinite, allow_nan=False)
 
     # versions of one knowledge base; a table in one version only
     kb.amend(tmp_path / "a", {"extra": {"x": np.array([1.0])}}, provenance("x.csv"), CATALOG)
@@ -463,7 +485,9 @@ def test_kb_diff_command_exit_status(tmp_path):
     other = runner.invoke(cli, ["kb", "diff", str(tmp_path / "a"), str(tmp_path / "c"), "--json"])
     assert other.exit_code == 1 and json.loads(other.output)["identical"] is False
     missing = runner.invoke(cli, ["kb", "diff", str(tmp_path / "a"), str(tmp_path / "a"), "--version-b", "9"])
-    assert missing.exit_code != 0 and "version 9 is not on disk" in missing.output
+    assert missing.exit_code == 2 and "version 9 is not on disk" in missing.output  # could not compare: not 1
+    (tmp_path / "empty").mkdir()
+    assert runner.invoke(cli, ["kb", "diff", str(tmp_path / "a"), str(tmp_path / "empty")]).exit_code == 2
 
 
 # --- concurrency and crashes, with real processes --------------------------------------------

@@ -45,6 +45,9 @@ def test_streamed_scores_equal_loaded_scores(learnt: tuple[Path, Path], tmp_path
     refused = CliRunner().invoke(cli, ["score", "--declarations", str(items), "--kb", str(kb_dir), "--out",
                                        str(tmp_path / "x.parquet"), "--stream-batch-rows", "250"])
     assert refused.exit_code == 2 and "add --stream-kb" in refused.output
+    for rows, stream in ((250, False), (0, True)):
+        with pytest.raises(SisamError, match="stream_batch_rows"):
+            score(items, kb_dir, tmp_path / "y.parquet", stream_kb=stream, stream_batch_rows=rows)
 
 
 def test_open_patterns_loads_only_the_wanted_patterns(learnt: tuple[Path, Path]) -> None:
