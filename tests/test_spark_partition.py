@@ -4,6 +4,7 @@ are the rows' totals, however the rows come split into batches and ordered."""
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from itertools import pairwise
 
@@ -63,3 +64,20 @@ def test_sums_stay_exact_where_float64_has_no_fraction_left() -> None:
     summed = {(r["label"]): (r["a"], r["b"]) for r in batch.to_pylist()}
     assert summed == {-1: (big + 1.0, 3.0), 2: (3.0, 0.0)}
     assert np.float64(big + 1.0) != np.float64(big)
+
+
+def test_count_folders_of_killed_runs_are_removed_and_others_kept(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    from sisam.spark import COUNTS_PREFIX, _fresh_counts_dir
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    killed = tmp_path / f"{COUNTS_PREFIX}{gone.stdout.strip()}-abc"  # its driver has exited
+    running = tmp_path / f"{COUNTS_PREFIX}{os.getpid()}-def"  # this process: still running
+    legacy = tmp_path / f"{COUNTS_PREFIX}7xgmgf2j"  # an older sisam's name: no process id to check
+    for folder in (killed, running, legacy):
+        (folder / "patterns").mkdir(parents=True)
+    fresh = _fresh_counts_dir(tmp_path)
+    assert not killed.exists() and running.exists() and legacy.exists()
+    assert fresh.name.startswith(f"{COUNTS_PREFIX}{os.getpid()}-") and fresh.is_dir()

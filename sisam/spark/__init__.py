@@ -92,6 +92,11 @@ from sisam.spark.partition import (
 
 log = logging.getLogger("sisam.spark")
 
+#: Prefix of the temporary folder holding a run's count tables, followed by the driver's
+#: process id: a run killed outright (no ``finally`` runs after SIGKILL) leaves gigabytes
+#: there, and the next run recognises the folders of drivers that no longer exist.
+COUNTS_PREFIX = "sisam-spark-counts-"
+
 #: Settings for a session sisam starts itself in local mode: loopback only, no web UI, few
 #: shuffle partitions (the default 200 is for clusters), the driver's Python in the workers.
 LOCAL_CONF = {
@@ -241,7 +246,7 @@ def count_history_spark(
     sums = count_rows.repartition(partitions, "factor", "key").mapInArrow(sum_partition, _spark_schema(COUNT_SCHEMA))
     factor_name = F.element_at(F.array(*(F.lit(n) for n in names)), F.col("factor").cast("int") + 1)
     keep = work_dir is not None
-    out = Path(work_dir) if keep else Path(tempfile.mkdtemp(prefix="sisam-spark-counts-"))
+    out = Path(work_dir) if keep else _fresh_counts_dir()
     try:
         if models:
             # The tasks read the evidence tables from files Spark copies to every executor,
@@ -302,3 +307,25 @@ def _spark_schema(schema: pa.Schema) -> str:
     names = {pa.int16(): "smallint", pa.int64(): "bigint", pa.float64(): "double", pa.string(): "string",
              pa.binary(): "binary"}
     return ", ".join(f"{f.name} {names[f.type]}" for f in schema)
+
+
+def _fresh_counts_dir(root: Path | None = None) -> Path:
+    """A new temporary folder for this run's count tables, once those of killed runs are gone."""
+    root = Path(root or tempfile.gettempdir())
+    for folder in root.glob(f"{COUNTS_PREFIX}*-*"):
+        pid = folder.name[len(COUNTS_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not _running(int(pid)):
+            log.info("removing %s, left by a Spark learn that was killed", folder)
+            shutil.rmtree(folder, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{COUNTS_PREFIX}{os.getpid()}-", dir=root))
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists (another user's included)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, as another user's
+        pass
+    return True
