@@ -69,6 +69,9 @@ CODES_TABLE = "suggest_codes"
 AGREEMENT = (6, 4, 2, 0)
 #: Suggestions per item in the score table and the explanation.
 TOP = 3
+#: Suggestions a ``Suggester`` remembers between calls before it starts afresh (a few
+#: hundred bytes each).
+_REMEMBERED = 1 << 20
 #: Codes declared anywhere that may reach the top when the declared chapter has too few.
 _SPARE_CODES = TOP + 1
 
@@ -171,6 +174,8 @@ class Suggester:
                 self.by_prefix[a, code[:a]].append(code)
         self.popular = sorted(self.declared, key=lambda c: (-self.declared[c], c))[: _SPARE_CODES + 1]
         self._importer_contexts = {context for level, context in self.context if level == IMPORTER_LEVEL}
+        # suggestions computed so far, by (declared code, importer or None, top)
+        self._remembered: dict[tuple[str, str | None, int], Suggestion] = {}
         # the declared codes as arrays, for the array twin of ``posterior`` (``_posterior_array``):
         # each code's row, its declarations and the ids of its prefixes of 2, 4 and 6 digits
         ordered = sorted(self.declared)
@@ -310,33 +315,43 @@ class Suggester:
 
     def suggest_all(self, declared: np.ndarray, importers: np.ndarray, top: int = TOP) -> list[Suggestion]:
         """Suggestions for every item, computed once per distinct declared code, and once
-        per (importer, code) where that importer's corrections of that code are known."""
+        per (importer, code) where that importer's corrections of that code are known.
+
+        They depend on this suggester alone, so they are remembered from call to call (up
+        to :data:`_REMEMBERED` of them): a file scored in chunks computes each once."""
         codes, who = _strings(declared), _strings(importers)
         unique, inverse = np.unique(codes.astype(str), return_inverse=True)
         own_rows = np.flatnonzero(pd.Series(who + "/" + codes).isin(self._importer_contexts).to_numpy()).tolist()
         own_importers: dict[str, set[str]] = defaultdict(set)
         for j in own_rows:
             own_importers[codes[j]].add(who[j])
-        found, own = [], {}
+        if len(self._remembered) > _REMEMBERED:
+            self._remembered.clear()
+        remembered = self._remembered
+        found = []
         for c in unique.tolist():
+            missing = sorted(i for i in own_importers.get(c, ()) if (c, i, top) not in remembered)
+            if (c, None, top) in remembered and not missing:
+                found.append(remembered[c, None, top])
+                continue
             candidates = sorted(self.candidates(c, top))
             if not candidates:
-                found.append(Suggestion((), ()))
-                own.update({(c, i): Suggestion((), ()) for i in own_importers.get(c, ())})
+                remembered.update({(c, i, top): Suggestion((), ()) for i in [None, *missing]})
+                found.append(remembered[c, None, top])
                 continue
             # the chain to the declared line is shared by every importer's own suggestion
             # for it: the importer's context is one more step (the same operations, so the
             # same bits as ``suggest(c, importer=i)``)
             p = self._posterior_array(c, candidates)
-            found.append(_best(candidates, p, top))
-            if c in own_importers:
-                position = {code: j for j, code in enumerate(candidates)}
-                for i in sorted(own_importers[c]):
-                    key = (IMPORTER_LEVEL, _importer_context(i, c))
-                    own[c, i] = _best(candidates, self._step_array(p, key, position), top)
+            remembered[c, None, top] = _best(candidates, p, top)
+            found.append(remembered[c, None, top])
+            position = {code: j for j, code in enumerate(candidates)} if missing else {}
+            for i in missing:
+                key = (IMPORTER_LEVEL, _importer_context(i, c))
+                remembered[c, i, top] = _best(candidates, self._step_array(p, key, position), top)
         out = [found[i] for i in inverse]
         for j in own_rows:
-            out[j] = own[codes[j], who[j]]
+            out[j] = remembered[codes[j], who[j], top]
         return out
 
     def loo_terms(self, declared: np.ndarray, rectified: np.ndarray, importers: np.ndarray) -> list[_LooTerm]:

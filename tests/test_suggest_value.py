@@ -59,6 +59,13 @@ def test_array_posterior_and_suggest_all_equal_the_dict_reference_bit_for_bit(pa
     for (code, importer), suggestion in zip(items, found, strict=True):
         own = (suggest.IMPORTER_LEVEL, f"{importer}/{code}") in suggester.context
         assert suggestion == _dict_suggestion(suggester, code, importer if own else None)
+    # a second call (a later chunk of the same file) reads what the first remembered, and
+    # computes what it did not: half the items again, in another order, with other importers
+    again = items[::-2] + [(code, "x") for code, _ in items]
+    found_again = suggester.suggest_all(np.array([c for c, _ in again], dtype=object), np.array([w for _, w in again], dtype=object))
+    for (code, importer), suggestion in zip(again, found_again, strict=True):
+        own = (suggest.IMPORTER_LEVEL, f"{importer}/{code}") in suggester.context
+        assert suggestion == _dict_suggestion(suggester, code, importer if own else None)
 
 
 def test_an_importer_context_of_a_code_without_candidates_gets_no_suggestion():
