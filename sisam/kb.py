@@ -565,9 +565,9 @@ def info(
             if verify:
                 _verify_hash(path, meta.history[-1], pointer, _stream_hash(con, path, meta))
             storage = _storage_bytes(con, meta.factors, meta.sizes)
-            extra_rows = {t[len(_EXTRA):]: int(con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0])
-                          for t in _extra_names(con)}
-            extra_bytes = sum(_extra_memory(con, t) for t in _extra_names(con))
+            extra = _extra_names(con)
+            extra_rows = {t[len(_EXTRA):]: int(con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]) for t in extra}
+            extra_bytes = sum(_extra_memory(con, t) for t in extra)
         own, sizes, current = meta.history[-1], meta.sizes, _read_current(kb)
         n_patterns = sum(s[0] for s in sizes.values())
         file_bytes = path.stat().st_size

@@ -220,12 +220,14 @@ class Suggester:
                 mass[a] = total
         return mass, sum(self.pi[a] for a in mass)
 
-    def _posterior_array(self, declared: str, candidates: list[str], importer: str | None = None) -> np.ndarray:
+    def _posterior_array(self, declared: str, candidates: list[str], importer: str | None = None,
+                         position: Mapping[str, int] | None = None) -> np.ndarray:
         """``posterior(declared, set(candidates), importer=importer)`` as float64 over
         ``candidates`` (sorted, the order ``posterior`` sums in): the same products and
         quotients per candidate, in the same order, so the same bits (tests hold the two
         equal bit for bit), without a Python loop over the candidates at each context.
-        Scoring suggests for thousands of declared codes, each with hundreds of candidates."""
+        Scoring suggests for thousands of declared codes, each with hundreds of candidates.
+        ``position``: candidate -> index, if the caller has it already."""
         mass, norm = self._masses(declared)
         rows = np.array([self._row.get(c, -1) for c in candidates], dtype=np.int64)
         known = np.flatnonzero(rows >= 0)
@@ -237,7 +239,8 @@ class Suggester:
         for a, total in mass.items():
             at = known[agreement == a]
             p[at] = self.pi[a] / norm * self._n_declared[rows[at]] / total
-        position = {c: j for j, c in enumerate(candidates)}
+        if position is None:
+            position = {c: j for j, c in enumerate(candidates)}
         for key in self._chain(declared, importer)[1:]:
             p = self._step_array(p, key, position)
         return p
@@ -342,10 +345,10 @@ class Suggester:
             # the chain to the declared line is shared by every importer's own suggestion
             # for it: the importer's context is one more step (the same operations, so the
             # same bits as ``suggest(c, importer=i)``)
-            p = self._posterior_array(c, candidates)
+            position = {code: j for j, code in enumerate(candidates)}
+            p = self._posterior_array(c, candidates, position=position)
             remembered[c, None, top] = _best(candidates, p, top)
             found.append(remembered[c, None, top])
-            position = {code: j for j, code in enumerate(candidates)} if missing else {}
             for i in missing:
                 key = (IMPORTER_LEVEL, _importer_context(i, c))
                 remembered[c, i, top] = _best(candidates, self._step_array(p, key, position), top)
